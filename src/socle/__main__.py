@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from socle.cli import main
+
+main()
