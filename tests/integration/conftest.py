@@ -1,0 +1,83 @@
+"""Real components for integration tests: a private docker-registry per session.
+
+Each test session starts its own CNCF distribution registry (Debian's
+`docker-registry`) on a free 127.0.0.1 port with a throw-away storage folder,
+so tests never touch a registry a user runs. Missing tools are a failure, not
+a skip: the setup script installs them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool} is not installed: run `make setup` (or .ci/run) first")
+    return path
+
+
+class LocalRegistry:
+    """A running registry: its host:port, its storage and its log file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.log_path = root / "registry.log"
+        self.config = root / "config.yml"
+        self.config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: info\n  accesslog:\n    disabled: false\n"
+            "storage:\n"
+            f"  filesystem:\n    rootdirectory: {root / 'data'}\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: 127.0.0.1:{self.port}\n"
+        )
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [REGISTRY_BIN, "serve", str(self.config)], stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://{self.host}/v2/", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"registry did not start; see {self.log_path}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    if not Path(REGISTRY_BIN).exists():
+        pytest.fail("docker-registry is not installed: run `make setup` (or .ci/run) first")
+    reg = LocalRegistry(tmp_path_factory.mktemp("registry"))
+    yield reg
+    reg.stop()
