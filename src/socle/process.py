@@ -23,7 +23,13 @@ class CommandError(SocleError):
     """A subprocess exited non-zero (or could not be started)."""
 
     def __init__(
-        self, cmd: Sequence[str], returncode: int, stdout: str, stderr: str, *, hint: str | None = None
+        self,
+        cmd: Sequence[str],
+        returncode: int,
+        stdout: str,
+        stderr: str,
+        *,
+        hint: str | None = None,
     ) -> None:
         self.cmd = tuple(cmd)
         self.returncode = returncode

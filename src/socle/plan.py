@@ -1,0 +1,173 @@
+"""The plan: for every variant, build or skip, and why — a pure function.
+
+A variant's fingerprint is the SHA-256 of its own input digests (Dockerfile,
+context, build args, bootstrap parameters or upstream pin) and its parent's
+fingerprint, so it is known before anything is built. The parent's *digest* is
+checked separately: the child records the digest it was built on
+(`org.opencontainers.image.base.digest`), and a parent republished under a new
+digest makes the child stale even when no input changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from socle.convention import Variant
+from socle.graph import Graph
+from socle.inputs import Components, canonical, sha256
+from socle.state import Published
+
+COMPONENT_TEXT = {
+    "dockerfile": "Dockerfile changed",
+    "context": "build context changed",
+    "args": "build args changed",
+    "bootstrap": "bootstrap parameters changed (suite, packages, mirror...)",
+}
+
+
+class Action(Enum):
+    BUILD = "build"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a variant is rebuilt: a stable code for machines, a sentence for people."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """The decision for one variant."""
+
+    variant: Variant
+    refs: tuple[str, ...]
+    fingerprint: str
+    inputs: Components
+    action: Action
+    reasons: tuple[Reason, ...]
+    published: Published | None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.variant.image.name,
+            "version": self.variant.version.name,
+            "variant": self.variant.exact_tag,
+            "parent": self.variant.parent.key if self.variant.parent else None,
+            "refs": list(self.refs),
+            "fingerprint": self.fingerprint,
+            "action": self.action.value,
+            "reasons": [r.text for r in self.reasons],
+            "published_digest": self.published.digest if self.published else None,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every variant's step, in build order (parents first)."""
+
+    registry: str
+    steps: tuple[Step, ...]
+
+    def builds(self) -> list[Step]:
+        return [s for s in self.steps if s.action is Action.BUILD]
+
+    def to_json(self) -> str:
+        return json.dumps({"images": [s.as_json() for s in self.steps]}, indent=2)
+
+
+def fingerprint(inputs: Components, parent_fingerprint: str | None) -> str:
+    """The fingerprint of a variant from its own inputs and its parent's fingerprint."""
+    return sha256(canonical({"inputs": dict(inputs), "parent": parent_fingerprint}))
+
+
+def make_plan(
+    graph: Graph,
+    registry: str,
+    inputs: Mapping[str, Components],
+    published: Mapping[str, Published | None],
+) -> Plan:
+    """Decide build or skip for every variant of `graph`.
+
+    `inputs` maps variant keys to their input digests; `published` maps each
+    variant's exact reference to what the registry holds there (or None).
+    """
+    steps: dict[str, Step] = {}
+    for variant in graph.variants:
+        parent = steps[variant.parent.key] if variant.parent else None
+        own = inputs[variant.key]
+        current = published.get(variant.ref(registry))
+        reasons = tuple(reasons_for(variant, own, parent, current))
+        steps[variant.key] = Step(
+            variant=variant,
+            refs=variant.refs(registry),
+            fingerprint=fingerprint(own, parent.fingerprint if parent else None),
+            inputs=own,
+            action=Action.BUILD if reasons else Action.SKIP,
+            reasons=reasons,
+            published=current,
+        )
+    return Plan(registry, tuple(steps.values()))
+
+
+def reasons_for(
+    variant: Variant, own: Components, parent: Step | None, current: Published | None
+) -> list[Reason]:
+    if current is None:
+        return [Reason("new", "never published")]
+    if current.fingerprint is None:
+        return [Reason("foreign", "the published image carries no socle fingerprint")]
+    found = list(input_changes(dict(own), dict(current.inputs), variant))
+    if parent is not None:
+        found.extend(parent_changes(parent, current))
+    if not found and current.fingerprint != fingerprint(
+        own, parent.fingerprint if parent else None
+    ):
+        found.append(Reason("fingerprint", "input fingerprint changed"))
+    return found
+
+
+def input_changes(own: dict[str, str], recorded: dict[str, str], variant: Variant) -> list[Reason]:
+    found = []
+    for name in sorted(own.keys() | recorded.keys()):
+        before, after = recorded.get(name), own.get(name)
+        if before == after:
+            continue
+        if name == "upstream":
+            upstream = variant.version.upstream
+            found.append(
+                Reason(
+                    "upstream", f"upstream {upstream} moved from {short(before)} to {short(after)}"
+                )
+            )
+        else:
+            found.append(Reason(name, COMPONENT_TEXT.get(name, f"{name} changed")))
+    return found
+
+
+def parent_changes(parent: Step, current: Published) -> list[Reason]:
+    name = parent.variant.key
+    if parent.action is Action.BUILD:
+        return [Reason("parent-rebuilt", f"parent {name} is rebuilt")]
+    assert parent.published is not None
+    if current.base_digest != parent.published.digest:
+        return [
+            Reason(
+                "parent-moved",
+                f"parent {name} moved from {short(current.base_digest)} to {short(parent.published.digest)}",
+            )
+        ]
+    return []
+
+
+def short(digest: str | None) -> str:
+    """`sha256:0123456789ab..` — enough to tell digests apart in a sentence."""
+    if digest is None:
+        return "nothing"
+    algo, _, hexa = digest.partition(":")
+    return f"{algo}:{hexa[:12]}.." if hexa else digest
