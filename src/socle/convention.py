@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 from socle import version as versions
 from socle.catalog import Catalog, Image, Location, ParentRef, Version
@@ -44,26 +46,26 @@ class Variant:
     def ref(self, registry: str, tag: str | None = None) -> str:
         return f"{registry}/{self.image.repository}:{tag or self.exact_tag}"
 
+    @cached_property
     def suffixes(self) -> tuple[str, ...]:
         """The tags children join to their versions: all but the image-wide aliases."""
         return tuple(t for t in self.tags if t not in self.image.aliases)
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A variant's bid for a tag, with the rank that settles floating tags."""
+class Claim(NamedTuple):
+    """A variant's bid for a tag. Claims compare by rank: the best one is `max(claims)`."""
 
-    variant_index: int
     names_version: bool  # the tag spells the variant's exact version (or an explicit alias)
     names_parent: bool  # the tag spells the parent's exact tag (or there is no parent)
     order: tuple[object, ...]
+    index: int  # of the draft making the claim
 
     @property
     def exact(self) -> bool:
         return self.names_version and self.names_parent
 
-    def rank(self) -> tuple[object, ...]:
-        return (self.names_version, self.names_parent, self.order)
+
+Holders = dict[str, dict[str, tuple[Claim, "Draft"]]]  # repository -> tag -> winning claim
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def derive(catalog: Catalog, image_order: Sequence[str]) -> tuple[list[Variant],
     """
     problems: list[Problem] = []
     done: dict[str, list[Variant]] = {}
-    claimed: dict[tuple[str, str], list[tuple[Claim, Draft]]] = defaultdict(list)
+    claimed: Holders = {}
     for name in image_order:
         image = catalog.by_name[name]
         drafts = list(drafts_of(image, done, catalog, problems))
@@ -148,20 +150,20 @@ def claims_of(index: int, draft: Draft, default: Variant | None) -> Iterable[tup
     parent = draft.parent
     if parent is None:
         for tag, names_version in spelled:
-            yield tag, Claim(index, names_version, True, draft.order)
+            yield tag, Claim(names_version, True, draft.order, index)
         return
     for tag, names_version in spelled:
-        for suffix in parent.suffixes():
-            claim = Claim(index, names_version, suffix == parent.exact_tag, draft.order)
+        for suffix in parent.suffixes:
+            claim = Claim(names_version, suffix == parent.exact_tag, draft.order, index)
             yield f"{tag}-{parent.image.tag_name}{suffix}", claim
         if parent is default:
-            yield tag, Claim(index, names_version, True, draft.order)
+            yield tag, Claim(names_version, True, draft.order, index)
 
 
 def resolve(
     image: Image,
     drafts: list[Draft],
-    claimed: dict[tuple[str, str], list[tuple[Claim, Draft]]],
+    claimed: Holders,
     problems: list[Problem],
 ) -> list[Variant]:
     """Settle every tag of `image` and return its variants with their final tags."""
@@ -173,17 +175,20 @@ def resolve(
     alias_holder = image_alias_holder(drafts, default)
     if alias_holder is not None:
         for alias in image.aliases:
-            local[alias].append(Claim(alias_holder, True, True, drafts[alias_holder].order))
+            local[alias].append(Claim(True, True, drafts[alias_holder].order, alias_holder))
     won: dict[int, list[str]] = defaultdict(list)
+    held = claimed.setdefault(image.repository, {})
     for tag, claims in local.items():
-        winner = settle(image, tag, claims, drafts, claimed, problems)
+        winner = settle(image, tag, claims, drafts, held, problems)
         if winner is not None:
             won[winner].append(tag)
     variants = []
     for index, draft in enumerate(drafts):
-        tags = sorted(won[index], key=lambda t: (t != draft.exact_tag, t))
+        tags = sorted(won[index])
         if draft.exact_tag not in tags:
             continue  # lost its exact tag in a collision, already reported
+        tags.remove(draft.exact_tag)
+        tags.insert(0, draft.exact_tag)
         variants.append(
             Variant(image, draft.version, draft.parent, draft.exact_tag, tuple(tags), draft.order)
         )
@@ -225,17 +230,25 @@ def settle(
     tag: str,
     claims: list[Claim],
     drafts: list[Draft],
-    claimed: dict[tuple[str, str], list[tuple[Claim, Draft]]],
+    held: dict[str, tuple[Claim, Draft]],
     problems: list[Problem],
 ) -> int | None:
-    """Pick the variant that holds `tag`; report exact claims that collide."""
-    slot = claimed[(image.repository, tag)]
-    exact = [c for c in claims if c.exact] + [c for c, _ in slot if c.exact]
-    entries = [(c, drafts[c.variant_index]) for c in claims if c.exact] + [
-        (c, d) for c, d in slot if c.exact
-    ]
-    if len(exact) > 1:
-        first, second = entries[0][1], entries[1][1]
+    """Pick the claim that holds `tag`; report two exact claims as a collision.
+
+    `held` holds the tags already settled in this repository by earlier images
+    (several catalog entries may publish to one repository).
+    """
+    if len(claims) == 1:
+        best = claims[0]
+        rivals = [(best, drafts[best.index])] if best.exact else []
+    else:
+        best = max(claims)
+        rivals = [(c, drafts[c.index]) for c in claims if c.exact]
+    earlier = held.get(tag)
+    if earlier is not None and earlier[0].exact:
+        rivals.insert(0, earlier)
+    if len(rivals) > 1:
+        first, second = rivals[0][1], rivals[1][1]
         problems.append(
             located(
                 second.version.location,
@@ -244,11 +257,10 @@ def settle(
             )
         )
         return None
-    if slot and not exact:
-        return None  # an earlier image sharing this repository already holds it
-    best = max(claims, key=Claim.rank)
-    slot.append((best, drafts[best.variant_index]))
-    return best.variant_index
+    if earlier is not None:
+        return None  # an earlier entry of this repository holds it
+    held[tag] = (best, drafts[best.index])
+    return best.index
 
 
 def describe(draft: Draft) -> str:
