@@ -11,9 +11,11 @@ from typing import Any, TypeVar
 import click
 
 from socle import __version__
+from socle.builders import BUILDERS
 from socle.catalog import Catalog
 from socle.drawing import FORMATS, draw
 from socle.errors import SocleError
+from socle.events import Status
 from socle.graph import Graph
 from socle.validate import validate
 
@@ -124,6 +126,119 @@ def plan_cmd(catalog_path: Path, registry: str | None, as_json: bool) -> None:
         click.echo(plan.to_json())
     else:
         plan_table(plan)
+
+
+@cli.command("build")
+@catalog_options
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Images built in parallel.",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="IMAGE",
+    help="Build only IMAGE (`java`, `java:17`) and its descendants.",
+)
+@click.option(
+    "--builder",
+    type=click.Choice(sorted(BUILDERS)),
+    default="buildah",
+    show_default=True,
+    envvar="SOCLE_BUILDER",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Show the plan and what would be built; change nothing."
+)
+@click.option(
+    "--keep-work", is_flag=True, help="Keep the work folder (layouts, logs) for debugging."
+)
+def build_cmd(
+    catalog_path: Path,
+    registry: str | None,
+    jobs: int,
+    only: tuple[str, ...],
+    builder: str,
+    dry_run: bool,
+    keep_work: bool,
+) -> None:
+    """Build, push and tag what the plan says, parents first, in parallel."""
+    from socle.display import RunDisplay, plan_table, run_summary
+    from socle.executor import Executor, RunOptions
+    from socle.planning import plan_with_state
+    from socle.registry.state import RegistryState
+
+    catalog, graph = open_catalog(catalog_path, registry)
+    selected = None
+    if only:
+        roots = graph.select(only)
+        selected = {v.key for v in roots} | {d.key for v in roots for d in graph.descendants(v)}
+    with RegistryState.from_config() as state:
+        plan = plan_with_state(catalog, graph, state)
+        if dry_run:
+            plan_table(plan)
+            return
+        count = sum(1 for s in plan.builds() if selected is None or s.variant.key in selected)
+        executor = Executor(
+            catalog,
+            graph,
+            client=state.client,
+            builder=BUILDERS[builder](),
+            options=RunOptions(jobs=jobs, keep_work=keep_work),
+        )
+        with RunDisplay(count) as display:
+            executor.observer = display
+            outcomes = executor.run(plan, selected=selected)
+    run_summary(outcomes)
+    failed = [o for o in outcomes if o.status in (Status.FAILED, Status.BLOCKED)]
+    if failed:
+        names = ", ".join(f"{o.key} ({o.status.value})" for o in failed)
+        raise SocleError(f"{len(failed)} image(s) not published: {names}")
+
+
+@cli.command("up")
+@click.option(
+    "--registry-addr",
+    default="127.0.0.1:5000",
+    show_default=True,
+    help="Where the local registry listens.",
+)
+@click.option(
+    "--builder",
+    type=click.Choice(sorted(BUILDERS)),
+    default="buildah",
+    show_default=True,
+    envvar="SOCLE_BUILDER",
+    help="docker also starts dockerd when no engine runs.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Default: $XDG_DATA_HOME/socle.",
+)
+def up_cmd(registry_addr: str, builder: str, data_dir: Path | None) -> None:
+    """Start the local registry (and dockerd for the docker builder) if not running."""
+    from socle import stack
+
+    for line in stack.up(
+        stack.StackPaths.default(data_dir), registry_addr=registry_addr, docker=builder == "docker"
+    ):
+        click.echo(line)
+
+
+@cli.command("down")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+def down_cmd(data_dir: Path | None) -> None:
+    """Stop what `socle up` started, and only that."""
+    from socle import stack
+
+    for line in stack.down(stack.StackPaths.default(data_dir)):
+        click.echo(line)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -120,9 +120,18 @@ def reasons_for(
 ) -> list[Reason]:
     if current is None:
         return [Reason("new", "never published")]
+    upstream = variant.version.upstream
+    if upstream is not None:
+        # Re-published byte for byte: the digest itself is the record.
+        if upstream.digest is None:
+            return [Reason("unpinned", f"upstream {upstream} is not pinned to a digest")]
+        if current.digest != upstream.digest:
+            moved = f"upstream {upstream} moved from {short(current.digest)} to {short(upstream.digest)}"
+            return [Reason("upstream", moved)]
+        return []
     if current.fingerprint is None:
         return [Reason("foreign", "the published image carries no socle fingerprint")]
-    found = list(input_changes(dict(own), dict(current.inputs), variant))
+    found = input_changes(dict(own), dict(current.inputs))
     if parent is not None:
         found.extend(parent_changes(parent, current))
     if not found and current.fingerprint != fingerprint(
@@ -132,21 +141,13 @@ def reasons_for(
     return found
 
 
-def input_changes(own: dict[str, str], recorded: dict[str, str], variant: Variant) -> list[Reason]:
+def input_changes(own: dict[str, str], recorded: dict[str, str]) -> list[Reason]:
     found = []
     for name in sorted(own.keys() | recorded.keys()):
         before, after = recorded.get(name), own.get(name)
         if before == after:
             continue
-        if name == "upstream":
-            upstream = variant.version.upstream
-            found.append(
-                Reason(
-                    "upstream", f"upstream {upstream} moved from {short(before)} to {short(after)}"
-                )
-            )
-        else:
-            found.append(Reason(name, COMPONENT_TEXT.get(name, f"{name} changed")))
+        found.append(Reason(name, COMPONENT_TEXT.get(name, f"{name} changed")))
     return found
 
 

@@ -44,7 +44,13 @@ def publish_all(plan: Plan, state: MemoryState, digests: dict[str, str] | None =
     digests = digests if digests is not None else {}
     for step in plan.steps:
         key = step.variant.key
-        digest = digests.setdefault(key, f"sha256:{abs(hash(step.fingerprint)):064d}")
+        upstream = step.variant.version.upstream
+        made = (
+            upstream.digest
+            if upstream and upstream.digest
+            else f"sha256:{abs(hash(step.fingerprint)):064d}"
+        )
+        digest = digests.setdefault(key, made)
         parent = step.variant.parent
         state.publish(
             step.variant.ref(plan.registry),
@@ -73,7 +79,11 @@ def test_empty_registry_builds_everything_in_order(write_catalog: CatalogWriter)
     assert [s.action for s in plan.steps] == [Action.BUILD] * len(plan.steps)
     assert set(reasons(plan)["java:17-debian12"]) == {"never published"}
     keys = [s.variant.key for s in plan.steps]
-    assert keys.index("debian:12") < keys.index("java:17-debian12") < keys.index("tomcat:10-java17-debian12")
+    assert (
+        keys.index("debian:12")
+        < keys.index("java:17-debian12")
+        < keys.index("tomcat:10-java17-debian12")
+    )
 
 
 def test_unchanged_catalog_plans_zero_builds(write_catalog: CatalogWriter) -> None:
@@ -107,7 +117,9 @@ def test_context_and_args_changes_are_named(write_catalog: CatalogWriter) -> Non
     assert plan_with_state(catalog, graph, state).builds() == []
 
 
-def test_changing_the_package_list_rebuilds_the_os_and_its_subtree(write_catalog: CatalogWriter) -> None:
+def test_changing_the_package_list_rebuilds_the_os_and_its_subtree(
+    write_catalog: CatalogWriter,
+) -> None:
     path, catalog, graph = setup(write_catalog)
     state = MemoryState()
     publish_all(plan_with_state(catalog, graph, state), state)
@@ -137,7 +149,9 @@ def test_upstream_pin_and_republished_parent_are_explained(write_catalog: Catalo
         "upstream centos:7.5.1804 moved from sha256:aaaaaaaaaaaa.. to sha256:bbbbbbbbbbbb.."
     ]
     moved = found["java:17-debian12"][0]
-    assert moved.startswith("parent debian:12 moved from sha256:") and moved.endswith("to sha256:cccccccccccc..")
+    assert moved.startswith("parent debian:12 moved from sha256:") and moved.endswith(
+        "to sha256:cccccccccccc.."
+    )
     assert "debian:12" not in found
 
 
@@ -153,6 +167,7 @@ def test_plan_json_contract(write_catalog: CatalogWriter) -> None:
 
 # --- properties ------------------------------------------------------------------------------
 
+
 def random_catalog(levels: list[int], versions: int) -> str:
     lines = ["registry: r.test", "namespace: p", "images:"]
     previous: list[str] = []
@@ -162,7 +177,8 @@ def random_catalog(levels: list[int], versions: int) -> str:
             name = f"l{depth}i{i}"
             current.append(name)
             if depth == 0:
-                lines.append(f"  {name}: {{upstream: {name}, versions: {[str(v + 1) for v in range(versions)]}}}")
+                pins = {str(v + 1): {"digest": f"sha256:{v:064d}"} for v in range(versions)}
+                lines.append(f"  {name}: {{upstream: {name}, versions: {pins}}}")
             else:
                 parent = previous[i % len(previous)]
                 lines.append(f"  {name}: {{parents: [{parent}], context: ctx, versions: ['1']}}")
@@ -170,7 +186,9 @@ def random_catalog(levels: list[int], versions: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     levels=st.lists(st.integers(1, 4), min_size=1, max_size=4),
     versions=st.integers(1, 3),

@@ -1,0 +1,43 @@
+"""Progress as events: the executor emits them, displays and logs subscribe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from enum import Enum
+
+
+class Status(Enum):
+    """Where one variant stands in a run."""
+
+    QUEUED = "queued"
+    BUILDING = "building"
+    PUSHING = "pushing"
+    BUILT = "built"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    BLOCKED = "blocked"  # an ancestor failed
+    TAGGED = "tagged"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened to one variant (or, with key None, to the run)."""
+
+    status: Status
+    key: str | None
+    message: str = ""
+    digest: str | None = None
+    seconds: float | None = None
+
+    def as_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return {k: v for k, v in data.items() if v not in (None, "")}
+
+
+Observer = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """An observer that listens to nothing (the default for library callers)."""

@@ -1,0 +1,301 @@
+"""Execute a plan: produce each image, push it by digest, then move its tags.
+
+Parents go before children and independent images build in parallel, up to
+`jobs` at a time. Each image is pushed by digest and given its exact tag as
+soon as it is accepted; floating tags (`7`, `8-centos7`, `latest`) move in a
+last phase, and only for variants whose whole ancestry succeeded, so a failed
+image never leaves its family half-moved. A failure blocks its subtree and
+lets unrelated branches finish.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from socle.bootstrap import BootstrapSpec, bootstrap
+from socle.builders.interface import Builder, BuildRequest
+from socle.catalog import Catalog, Kind
+from socle.convention import Variant
+from socle.errors import InputError, SocleError
+from socle.events import Event, Observer, Status, ignore
+from socle.graph import Graph
+from socle.plan import Action, Plan, Step
+from socle.registry.client import RegistryClient
+from socle.registry.reference import Reference
+from socle.state import BASE_DIGEST, BASE_NAME, CREATED, FINGERPRINT, INPUTS
+from socle.vcs import Revision
+
+SOURCE = "org.opencontainers.image.source"
+REVISION = "org.opencontainers.image.revision"
+VERSION = "org.opencontainers.image.version"
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+@dataclass
+class Outcome:
+    """What happened to one variant in a run."""
+
+    step: Step
+    status: Status
+    digest: str | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    tags_moved: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.step.variant.key
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    jobs: int = 2
+    work_dir: Path | None = None
+    keep_work: bool = False
+
+
+class Executor:
+    """Runs a plan against a registry with one builder."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        graph: Graph,
+        *,
+        client: RegistryClient,
+        builder: Builder,
+        observer: Observer = ignore,
+        options: RunOptions | None = None,
+        revision: Revision | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.graph = graph
+        self.client = client
+        self.builder = builder
+        self.observer = observer
+        self.options = options or RunOptions()
+        self.revision = revision or Revision.of(catalog.path.parent)
+        self._lock = threading.Lock()
+
+    def run(self, plan: Plan, *, selected: set[str] | None = None) -> list[Outcome]:
+        """Build what the plan says (limited to `selected` keys if given), then move tags."""
+        outcomes = {
+            s.variant.key: Outcome(s, Status.SKIPPED, s.published.digest if s.published else None)
+            for s in plan.steps
+        }
+        todo = [
+            s
+            for s in plan.steps
+            if s.action is Action.BUILD and (selected is None or s.variant.key in selected)
+        ]
+        for step in plan.steps:
+            if step not in todo and step.action is Action.BUILD:
+                outcomes[step.variant.key].status = Status.QUEUED  # left out by --only
+        work = Path(tempfile.mkdtemp(prefix="socle-", dir=self.options.work_dir))
+        try:
+            self._build_all(todo, outcomes, work)
+        finally:
+            if not self.options.keep_work:
+                shutil.rmtree(work, ignore_errors=True)
+        self._move_tags(plan, outcomes)
+        return [outcomes[s.variant.key] for s in plan.steps]
+
+    # -- building ---------------------------------------------------------------------
+
+    def _build_all(self, todo: list[Step], outcomes: dict[str, Outcome], work: Path) -> None:
+        keys = {s.variant.key for s in todo}
+        waiting = {s.variant.key: s for s in todo}
+        running: dict[Future[str], Step] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.options.jobs)) as pool:
+            while waiting or running:
+                for key, step in list(waiting.items()):
+                    parent = step.variant.parent
+                    if (
+                        parent is not None
+                        and parent.key in keys
+                        and outcomes[parent.key].status is not Status.BUILT
+                    ):
+                        continue
+                    del waiting[key]
+                    outcomes[key].status = Status.BUILDING
+                    self.observer(
+                        Event(Status.BUILDING, key, "; ".join(r.text for r in step.reasons))
+                    )
+                    running[pool.submit(self._produce, step, outcomes, work)] = step
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    step = running.pop(future)
+                    self._finish(step, future, outcomes, waiting)
+
+    def _finish(
+        self,
+        step: Step,
+        future: Future[str],
+        outcomes: dict[str, Outcome],
+        waiting: dict[str, Step],
+    ) -> None:
+        outcome = outcomes[step.variant.key]
+        try:
+            outcome.digest = future.result()
+        except SocleError as exc:
+            outcome.status, outcome.error = Status.FAILED, exc.message
+            self.observer(Event(Status.FAILED, outcome.key, exc.message))
+            for child in self.graph.descendants(step.variant):
+                if child.key in waiting:
+                    del waiting[child.key]
+                    outcomes[child.key].status = Status.BLOCKED
+                    outcomes[child.key].error = f"{outcome.key} failed"
+                    self.observer(
+                        Event(Status.BLOCKED, child.key, f"not built: {outcome.key} failed")
+                    )
+            return
+        outcome.status = Status.BUILT
+        self.observer(
+            Event(Status.BUILT, outcome.key, digest=outcome.digest, seconds=outcome.seconds)
+        )
+
+    def _produce(self, step: Step, outcomes: dict[str, Outcome], work: Path) -> str:
+        """Produce, push by digest and tag exactly one variant; return its digest."""
+        started = time.monotonic()
+        variant = step.variant
+        target = Reference(self.catalog.registry, variant.image.repository)
+        parent_digest = self._parent_digest(variant, outcomes)
+        annotations = self.annotations(step, parent_digest)
+        folder = work / variant.key.replace(":", "_").replace("/", "_")
+        if variant.image.kind is Kind.UPSTREAM:
+            digest = self._republish(variant, target)
+        else:
+            if variant.image.kind is Kind.BOOTSTRAP:
+                layout = self._bootstrap(variant, folder, annotations)
+            else:
+                assert parent_digest is not None
+                layout = self._build(variant, folder, annotations, parent_digest)
+            self.observer(Event(Status.PUSHING, variant.key))
+            mount = [variant.parent.image.repository] if variant.parent else []
+            manifest = self.client.push_layout(
+                layout, target, annotations=annotations, mount_from=mount
+            )
+            digest = manifest.digest
+        self.client.tag(target.with_digest(digest), variant.exact_tag)
+        outcomes[variant.key].seconds = time.monotonic() - started
+        return digest
+
+    def _parent_digest(self, variant: Variant, outcomes: Mapping[str, Outcome]) -> str | None:
+        if variant.parent is None:
+            return None
+        digest = outcomes[variant.parent.key].digest
+        if digest is None:
+            raise SocleError(f"parent {variant.parent.key} of {variant.key} is not published")
+        return digest
+
+    def _republish(self, variant: Variant, target: Reference) -> str:
+        upstream = variant.version.upstream
+        assert upstream is not None
+        if upstream.digest is None:
+            raise InputError(
+                f"upstream {upstream} of {variant.key} is not pinned to a digest",
+                hint="add `digest: sha256:...` to the version, or run `socle pins update`",
+            )
+        source = Reference.parse(f"{upstream.image}@{upstream.digest}")
+        self.observer(
+            Event(Status.PUSHING, variant.key, f"copying {upstream}@{upstream.digest[:19]}")
+        )
+        return self.client.copy(source, target.with_digest(upstream.digest)).digest
+
+    def _bootstrap(self, variant: Variant, folder: Path, labels: Mapping[str, str]) -> Path:
+        spec = variant.version.bootstrap
+        assert spec is not None
+        result = bootstrap(
+            BootstrapSpec(
+                suite=spec.suite,
+                packages=spec.packages,
+                variant=spec.variant,
+                components=spec.components,
+                architecture=spec.architecture,
+                mirror=spec.mirror,
+                security=spec.security,
+            ),
+            folder / "layout",
+            work_dir=folder,
+            labels=labels,
+        )
+        return result.layout
+
+    def _build(
+        self, variant: Variant, folder: Path, labels: Mapping[str, str], parent_digest: str
+    ) -> Path:
+        assert variant.parent is not None and variant.version.context and variant.version.dockerfile
+        base = f"{self.catalog.registry}/{variant.parent.image.repository}@{parent_digest}"
+        request = BuildRequest(
+            context=variant.version.context,
+            dockerfile=variant.version.dockerfile,
+            build_args={**dict(variant.version.build_args), "BASE_IMAGE": base},
+            labels=labels,
+            name=f"socle-build/{variant.image.name}:{variant.exact_tag}",
+            output=folder / "layout",
+            insecure_registries=insecure(self.catalog.registry),
+        )
+        result = self.builder.build(request)
+        self.builder.remove(request.name)
+        return result.layout
+
+    def annotations(self, step: Step, parent_digest: str | None) -> dict[str, str]:
+        """What socle records on every image it publishes (manifest annotations and labels)."""
+        variant = step.variant
+        found = {
+            FINGERPRINT: step.fingerprint,
+            INPUTS: json.dumps(dict(step.inputs), sort_keys=True, separators=(",", ":")),
+            CREATED: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            VERSION: variant.version.name,
+            REF_NAME: variant.exact_tag,
+        }
+        if self.revision.source:
+            found[SOURCE] = self.revision.source
+        if self.revision.commit:
+            found[REVISION] = self.revision.commit
+        if variant.parent is not None and parent_digest is not None:
+            found[BASE_NAME] = variant.parent.ref(self.catalog.registry)
+            found[BASE_DIGEST] = parent_digest
+        return found
+
+    # -- tags -------------------------------------------------------------------------
+
+    def _move_tags(self, plan: Plan, outcomes: dict[str, Outcome]) -> None:
+        """Point every tag of every healthy variant at its digest (exact tags are already set)."""
+        for step in plan.steps:
+            outcome = outcomes[step.variant.key]
+            if outcome.digest is None or not self._healthy(step.variant, outcomes):
+                continue
+            target = Reference(
+                self.catalog.registry, step.variant.image.repository, digest=outcome.digest
+            )
+            for tag in step.variant.tags:
+                current = self.client.head_manifest(target.with_tag(tag))
+                if current is None or current.digest != outcome.digest:
+                    self.client.tag(target, tag)
+                    outcome.tags_moved.append(tag)
+            if outcome.tags_moved:
+                self.observer(
+                    Event(Status.TAGGED, outcome.key, " ".join(outcome.tags_moved), outcome.digest)
+                )
+
+    def _healthy(self, variant: Variant, outcomes: Mapping[str, Outcome]) -> bool:
+        chain = [variant, *self.graph.ancestors(variant)]
+        return all(outcomes[v.key].status in (Status.BUILT, Status.SKIPPED) for v in chain)
+
+
+def insecure(registry: str) -> tuple[str, ...]:
+    """Registries reached over plain http: the loopback ones."""
+    host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+    return (registry,) if host in ("localhost", "::1") or host.startswith("127.") else ()

@@ -1,0 +1,81 @@
+"""The published state read from a live registry: one HEAD per reference, cached manifests.
+
+Manifests are immutable by digest, so they are kept on disk once fetched; a
+steady-state plan then costs one HEAD per reference, sent in parallel over the
+client's keep-alive pool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+
+from socle.registry.client import RegistryClient
+from socle.registry.reference import Reference
+from socle.state import Published
+
+WORKERS = 16
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "socle" / "manifests"
+
+
+class RegistryState:
+    """:class:`~socle.state.PublishedState` backed by an OCI registry."""
+
+    def __init__(self, client: RegistryClient, *, cache: Path | None = None) -> None:
+        self.client = client
+        self.cache = cache if cache is not None else cache_dir()
+
+    @classmethod
+    def from_config(cls) -> RegistryState:
+        return cls(RegistryClient.from_config())
+
+    def __enter__(self) -> RegistryState:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.client.close()
+
+    def lookup(self, refs: Sequence[str]) -> dict[str, Published | None]:
+        """What each reference points at now, with socle's records read from its annotations."""
+        if not refs:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(refs))) as pool:
+            return dict(zip(refs, pool.map(self.one, refs), strict=True))
+
+    def one(self, ref: str) -> Published | None:
+        reference = Reference.parse(ref)
+        descriptor = self.client.head_manifest(reference)
+        if descriptor is None:
+            return None
+        manifest = self.manifest_json(reference, descriptor.digest)
+        raw = manifest.get("annotations")
+        annotations = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+        return Published.from_annotations(descriptor.digest, annotations)
+
+    def manifest_json(self, ref: Reference, digest: str) -> dict[str, object]:
+        path = self.cache / digest.replace(":", "-")
+        try:
+            data: dict[str, object] = json.loads(path.read_bytes())
+            return data
+        except (OSError, ValueError):
+            pass
+        manifest = self.client.get_manifest(ref.with_digest(digest))
+        try:
+            self.cache.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(manifest.data)
+            tmp.replace(path)
+        except OSError:
+            pass  # the cache is an optimisation; a read-only home still plans
+        result: dict[str, object] = json.loads(manifest.data)
+        return result
