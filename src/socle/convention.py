@@ -58,7 +58,7 @@ class Claim(NamedTuple):
     names_version: bool  # the tag spells the variant's exact version (or an explicit alias)
     names_parent: bool  # the tag spells the parent's exact tag (or there is no parent)
     order: tuple[object, ...]
-    index: int  # of the draft making the claim
+    draft: int  # index of the draft making the claim
 
     @property
     def exact(self) -> bool:
@@ -240,10 +240,10 @@ def settle(
     """
     if len(claims) == 1:
         best = claims[0]
-        rivals = [(best, drafts[best.index])] if best.exact else []
+        rivals = [(best, drafts[best.draft])] if best.exact else []
     else:
         best = max(claims)
-        rivals = [(c, drafts[c.index]) for c in claims if c.exact]
+        rivals = [(c, drafts[c.draft]) for c in claims if c.exact]
     earlier = held.get(tag)
     if earlier is not None and earlier[0].exact:
         rivals.insert(0, earlier)
@@ -259,8 +259,8 @@ def settle(
         return None
     if earlier is not None:
         return None  # an earlier entry of this repository holds it
-    held[tag] = (best, drafts[best.index])
-    return best.index
+    held[tag] = (best, drafts[best.draft])
+    return best.draft
 
 
 def describe(draft: Draft) -> str:

@@ -31,7 +31,9 @@ def test_tags_prints_the_seed_references_sorted() -> None:
 
 
 def test_tags_of_one_image_and_registry_override() -> None:
-    result = socle("tags", "-c", SEED_CATALOG, "java:8-debian9", env={"SOCLE_REGISTRY": "127.0.0.1:5000"})
+    result = socle(
+        "tags", "-c", SEED_CATALOG, "java:8-debian9", env={"SOCLE_REGISTRY": "127.0.0.1:5000"}
+    )
     assert result.stdout.splitlines() == [
         "127.0.0.1:5000/my/java:8-debian9",
         "127.0.0.1:5000/my/java:8-debian9.5",
@@ -48,8 +50,13 @@ def test_validate_summary_and_problems(write_catalog: CatalogWriter) -> None:
     result = socle("validate", "-c", str(bad))
     assert result.returncode == 2
     lines = result.stderr.splitlines()
-    assert lines[0] == f"{bad}:2:1: error: unknown key 'imagez' in the catalog (did you mean 'images'?)"
-    assert lines[1].startswith(f"{bad}:4:7: error: unknown key 'upstrem' in image 'x' (did you mean 'upstream'?)")
+    assert (
+        lines[0]
+        == f"{bad}:2:1: error: unknown key 'imagez' in the catalog (did you mean 'images'?)"
+    )
+    assert lines[1].startswith(
+        f"{bad}:4:7: error: unknown key 'upstrem' in image 'x' (did you mean 'upstream'?)"
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -92,4 +99,7 @@ def test_cycle_is_named(write_catalog: CatalogWriter, tmp_path: Path) -> None:
     )
     result = socle("validate", "-c", str(path))
     assert result.returncode == 2
-    assert "error: parent cycle: a -> b -> a" in result.stderr or "error: parent cycle: b -> a -> b" in result.stderr
+    assert (
+        "error: parent cycle: a -> b -> a" in result.stderr
+        or "error: parent cycle: b -> a -> b" in result.stderr
+    )

@@ -84,15 +84,27 @@ def test_missing_dockerfile_is_named(write_catalog: CatalogWriter, tmp_path: Pat
     [
         ("registry: [", "invalid YAML"),
         ("", "the catalog is empty"),
-        ("registry: r\nimages:\n  x: {upstream: x, versions: ['1'], digest: 3}\n", "unknown key 'digest' in image 'x'"),
-        ("registry: r\nimages:\n  x: {upstream: x, versions: {'1': {digest: 'md5:1'}}}\n", "invalid digest"),
+        (
+            "registry: r\nimages:\n  x: {upstream: x, versions: ['1'], digest: 3}\n",
+            "unknown key 'digest' in image 'x'",
+        ),
+        (
+            "registry: r\nimages:\n  x: {upstream: x, versions: {'1': {digest: 'md5:1'}}}\n",
+            "invalid digest",
+        ),
         ("images: {}\n", "the catalog has no `registry`"),
-        ("registry: r\nimages:\n  x: {upstream: x, bootstrap: {suite: b}, versions: ['1']}\n", "both `bootstrap` and `upstream`"),
+        (
+            "registry: r\nimages:\n  x: {upstream: x, bootstrap: {suite: b}, versions: ['1']}\n",
+            "both `bootstrap` and `upstream`",
+        ),
         ("registry: r\nimages:\n  x: {bootstrap: {}, versions: ['1']}\n", "has no `suite`"),
         ("registry: r\nimages:\n  x: {upstream: x, versions: ['1', '1']}\n", "declared twice"),
         ("registry: r\nimages:\n  Bad: {upstream: x, versions: ['1']}\n", "invalid image name"),
         ("registry: r\nimages:\n  x: {upstream: x}\n", "has no `versions`"),
-        ("registry: r\nimages:\n  x: {upstream: x, versions: ['1'], default_parent: y}\n", "not one of its parents"),
+        (
+            "registry: r\nimages:\n  x: {upstream: x, versions: ['1'], default_parent: y}\n",
+            "not one of its parents",
+        ),
     ],
 )
 def test_bad_input_is_one_located_line(
