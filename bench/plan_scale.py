@@ -34,10 +34,14 @@ def generate(root: Path, target: int) -> tuple[Path, int]:
         for i, name in enumerate(names):
             vlist = [f"{v + 1}.{i % 7}" for v in range(versions)]
             if depth == 0:
-                lines.append(f"  {name}:\n    bootstrap: {{suite: bookworm, packages: [p{i}]}}\n    versions: {vlist}")
+                lines.append(
+                    f"  {name}:\n    bootstrap: {{suite: bookworm, packages: [p{i}]}}\n    versions: {vlist}"
+                )
             else:
                 parent = widths[-1][0][i % len(widths[-1][0])]
-                lines.append(f"  {name}:\n    parents: [{parent}]\n    args: {{N: '{i}'}}\n    versions: {vlist}")
+                lines.append(
+                    f"  {name}:\n    parents: [{parent}]\n    args: {{N: '{i}'}}\n    versions: {vlist}"
+                )
                 write_context(root / name, i)
         widths.append((names, per_image))
         total += count * per_image
@@ -86,7 +90,9 @@ def main() -> None:
     tags = sum(len(v.tags) for v in graph.variants)
     assert len(graph.variants) == expected, (len(graph.variants), expected)
     assert not steady.builds()
-    print(f"catalog: {len(catalog.images)} images, {len(graph.variants)} variants, {tags} tags, 5 levels")
+    print(
+        f"catalog: {len(catalog.images)} images, {len(graph.variants)} variants, {tags} tags, 5 levels"
+    )
     print(f"validate:              {t1 - t0:6.3f} s")
     print(f"plan (cold, all new):  {t2 - t1:6.3f} s  ({len(cold.builds())} builds)")
     print(f"plan (steady state):   {t4 - t3:6.3f} s  ({len(steady.builds())} builds)")

@@ -37,8 +37,9 @@ def require(tool: str) -> str:
 class LocalRegistry:
     """A running registry: its host:port, its storage and its log file."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, htpasswd: Path | None = None) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.log_path = root / "registry.log"
@@ -50,6 +51,11 @@ class LocalRegistry:
             f"  filesystem:\n    rootdirectory: {root / 'data'}\n"
             "  delete:\n    enabled: true\n"
             f"http:\n  addr: 127.0.0.1:{self.port}\n"
+            + (
+                f"auth:\n  htpasswd:\n    realm: socle-test\n    path: {htpasswd}\n"
+                if htpasswd
+                else ""
+            )
         )
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -58,7 +64,7 @@ class LocalRegistry:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://{self.host}/v2/", timeout=1).status_code == 200:
+                if httpx.get(f"http://{self.host}/v2/", timeout=1).status_code in (200, 401):
                     return
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -81,3 +87,14 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry
     reg = LocalRegistry(tmp_path_factory.mktemp("registry"))
     yield reg
     reg.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A Docker daemon: the running one, or one socle starts (and stops) for this session."""
+    from socle import stack
+
+    paths = stack.StackPaths(tmp_path_factory.mktemp("stack"))
+    stack.up(paths, registry_addr=f"127.0.0.1:{free_port()}", docker=True)
+    yield
+    stack.down(paths)

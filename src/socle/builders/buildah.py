@@ -1,0 +1,140 @@
+"""The daemonless builder: buildah, through `socle.process.run`.
+
+Images live in containers-storage (buildah's own store); a build is exported
+with `buildah push NAME oci:DIR`, which writes an OCI layout holding one
+manifest. The storage driver is the host's (`/etc/containers/storage.conf`,
+overlay on this kind of machine) unless one is pinned, in which case every
+buildah call here passes it, so build, load, run and remove see one store.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from socle import process
+from socle.builders.interface import (
+    BuildFailed,
+    BuildRequest,
+    BuildResult,
+    RunResult,
+    build_log,
+    oci_reference,
+    prepare_output,
+    single_manifest,
+)
+from socle.process import CommandError, Completed
+
+Runner = Callable[..., Completed]
+
+# `buildah run` adds this line to the command's own stderr when it exits non-zero.
+_RUNTIME_EXIT = "while running runtime: exit status"
+
+
+def bud_command(request: BuildRequest, *, storage_driver: str | None = None) -> list[str]:
+    """The `buildah bud` command line for `request`.
+
+    Host networking lets `RUN apt-get` reach the host's configured mirror.
+    `--pull=missing` is right for digest-pinned parents (immutable) and keeps
+    builds from asking a registry again; TLS verification is turned off only
+    when the request names plain-http loopback registries.
+    """
+    cmd = [*_buildah(storage_driver), "bud", "--network", "host", "--pull=missing"]
+    cmd += ["--format", "oci", "-f", str(request.dockerfile)]
+    if request.insecure_registries:
+        cmd.append("--tls-verify=false")
+    for key, value in sorted(request.build_args.items()):
+        cmd += ["--build-arg", f"{key}={value}"]
+    for key, value in sorted(request.labels.items()):
+        cmd += ["--label", f"{key}={value}"]
+    return [*cmd, "-t", request.name, str(request.context)]
+
+
+def push_command(name: str, output: Path, *, storage_driver: str | None = None) -> list[str]:
+    """The command that writes the local image `name` as an OCI layout at `output`."""
+    return [*_buildah(storage_driver), "push", name, oci_reference(output)]
+
+
+def run_command(
+    container: str, command: Sequence[str], *, user: str | None, storage_driver: str | None = None
+) -> list[str]:
+    """The `buildah run` command line: no network, optional user."""
+    cmd = [*_buildah(storage_driver), "run", "--network", "none"]
+    if user is not None:
+        cmd += ["--user", user]
+    return [*cmd, container, "--", *command]
+
+
+class BuildahBuilder:
+    """Builds with `buildah bud`; runs tests in throw-away working containers."""
+
+    name = "buildah"
+
+    def __init__(self, *, run: Runner = process.run, storage_driver: str | None = None) -> None:
+        self._run = run
+        self._driver = storage_driver
+
+    def build(self, request: BuildRequest) -> BuildResult:
+        """Build `request` into local storage as `request.name`, then export its OCI layout."""
+        prepare_output(request.output)
+        try:
+            done = self._run(bud_command(request, storage_driver=self._driver))
+        except CommandError as exc:
+            raise BuildFailed(request.name, build_log(exc.stdout, exc.stderr)) from exc
+        self._run(push_command(request.name, request.output, storage_driver=self._driver))
+        single_manifest(request.output)
+        return BuildResult(request.output, build_log(done.stdout, done.stderr, lines=20))
+
+    def load(self, layout: Path, name: str) -> None:
+        """Pull the layout into local storage and name it `name`.
+
+        `buildah pull oci:DIR` names the image after the path it was given, so
+        the layout is pulled through a uniquely named symlink and that
+        temporary name is dropped once `name` is set.
+        """
+        single_manifest(layout)
+        alias = f"socle-load-{secrets.token_hex(8)}"
+        with tempfile.TemporaryDirectory(prefix="socle-load-") as tmp:
+            (Path(tmp) / alias).symlink_to(layout.resolve(), target_is_directory=True)
+            pulled = self._run([*self._buildah(), "pull", "-q", f"oci:{alias}"], cwd=Path(tmp))
+        image_id = pulled.stdout.strip().splitlines()[-1]
+        self._run([*self._buildah(), "tag", image_id, name])
+        self._run([*self._buildah(), "rmi", f"localhost/{alias}:latest"])
+
+    def run(self, name: str, command: Sequence[str], *, user: str | None = None) -> RunResult:
+        """Run `command` in a fresh working container of `name`, then remove the container."""
+        container = f"socle-run-{secrets.token_hex(6)}"
+        self._run([*self._buildah(), "from", "--pull=never", "--name", container, name])
+        try:
+            cmd = run_command(container, command, user=user, storage_driver=self._driver)
+            try:
+                done = self._run(cmd)
+            except CommandError as exc:
+                return RunResult(exc.returncode, exc.stdout, _without_runtime_noise(exc.stderr))
+            return RunResult(0, done.stdout, done.stderr)
+        finally:
+            self._run([*self._buildah(), "rm", container])
+
+    def remove(self, name: str) -> None:
+        """Remove the local image `name`; an image that is not there is not an error."""
+        try:
+            self._run([*self._buildah(), "rmi", name])
+        except CommandError as exc:
+            if "image not known" not in exc.stderr:
+                raise
+
+    def _buildah(self) -> list[str]:
+        return _buildah(self._driver)
+
+
+def _buildah(storage_driver: str | None) -> list[str]:
+    if storage_driver is None:
+        return ["buildah"]
+    return ["buildah", "--storage-driver", storage_driver]
+
+
+def _without_runtime_noise(stderr: str) -> str:
+    kept = [line for line in stderr.splitlines(keepends=True) if _RUNTIME_EXIT not in line]
+    return "".join(kept)

@@ -1,0 +1,474 @@
+"""socle's OCI distribution client: manifests, blobs, tags, layouts and copies.
+
+All methods take a :class:`~socle.registry.reference.Reference` and speak the
+distribution API over one pooled, thread-safe :class:`~socle.registry.session.Session`.
+Manifests are immutable by digest, so they are cached in memory by
+(repository, digest): tagging the same manifest again costs one PUT.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from socle.errors import InputError
+from socle.registry.auth import Anonymous, CredentialSource, DockerConfig
+from socle.registry.cache import ManifestCache
+from socle.registry.errors import DigestMismatch, InvalidManifest, ManifestNotFound, RegistryError
+from socle.registry.layout import read_layout
+from socle.registry.manifest import (
+    MANIFEST_TYPES,
+    Descriptor,
+    Manifest,
+    matches,
+    sha256_digest,
+    with_annotations,
+)
+from socle.registry.reference import Reference, check_digest
+from socle.registry.session import Call, Content, Session, check, describe_transport_error
+
+USER_AGENT = "socle"
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+MAX_CONNECTIONS = 32
+MANIFEST_CACHE_SIZE = 4096
+TAGS_PAGE_SIZE = 1000
+CHUNK_SIZE = 1 << 20
+ACCEPT_MANIFESTS = ", ".join(MANIFEST_TYPES)
+
+# What a blob upload reads from: the bytes, or a file streamed in chunks.
+BlobSource = bytes | Path
+
+
+@dataclass(frozen=True)
+class _Payload:
+    content: Content
+    size: int
+
+    @classmethod
+    def of(cls, source: BlobSource) -> _Payload:
+        if isinstance(source, bytes):
+            return cls(source, len(source))
+        try:
+            size = source.stat().st_size
+        except OSError as exc:
+            raise InputError(f"cannot read the blob file {source}: {exc.strerror}") from None
+        return cls(partial(_file_chunks, source), size)
+
+
+class RegistryClient:
+    """A client for OCI distribution registries (CNCF distribution, Harbor, and others).
+
+    Thread-safe: one instance is meant to be shared by the build executor's threads.
+    """
+
+    def __init__(
+        self,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        credentials: CredentialSource | None = None,
+        retries: int = 4,
+        backoff: float = 0.2,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        insecure: Collection[str] = (),
+        max_connections: int = MAX_CONNECTIONS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """`insecure` hosts use plain http, as loopback hosts always do; `sleep` is for tests."""
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        client = httpx.Client(
+            transport=transport,
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=True,
+            headers={"User-Agent": USER_AGENT},
+        )
+        self._session = Session(
+            client,
+            credentials=credentials or Anonymous(),
+            retries=retries,
+            backoff=backoff,
+            insecure=insecure,
+            sleep=sleep,
+        )
+        self._manifests = ManifestCache(MANIFEST_CACHE_SIZE)
+
+    @classmethod
+    def from_config(
+        cls, docker_config: Path | None = None, *, insecure: Collection[str] = ()
+    ) -> RegistryClient:
+        """A client using the credentials of the docker config (file, folder, or the default)."""
+        return cls(credentials=DockerConfig.load(docker_config), insecure=insecure)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._session.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- manifests ---------------------------------------------------------------
+
+    def head_manifest(self, ref: Reference) -> Descriptor | None:
+        """The descriptor of the manifest at `ref`, or None if there is none."""
+        call = self._manifest_call("HEAD", ref)
+        response = self._session.send(call)
+        if response.status_code == 404:
+            return None
+        check(response, call, 200)
+        digest = response.headers.get("Docker-Content-Digest") or ref.digest
+        if not digest:
+            return self.get_manifest(ref).descriptor
+        length = str(response.headers.get("Content-Length", ""))
+        size = int(length) if length.isdigit() else 0
+        return Descriptor(_content_type(response), digest, size)
+
+    def get_manifest(self, ref: Reference) -> Manifest:
+        """The manifest or index at `ref`, byte-exact; checked against the digest asked for."""
+        if ref.digest and (cached := self._manifests.get(ref.name, ref.digest)):
+            return cached
+        call = self._manifest_call("GET", ref)
+        response = self._session.send(call)
+        if response.status_code == 404:
+            raise ManifestNotFound(str(ref))
+        check(response, call, 200)
+        manifest = _manifest_from(response)
+        if ref.digest:
+            _verify_digest(manifest.data, ref.digest, str(ref))
+            announced = response.headers.get("Docker-Content-Digest")
+            if announced and announced != ref.digest:
+                raise DigestMismatch(str(ref), ref.digest, announced)
+        self._manifests.put(ref.name, manifest)
+        return manifest
+
+    def put_manifest(self, ref: Reference, data: bytes, media_type: str) -> str:
+        """Store `data` at `ref`'s tag (else its digest) with Content-Type `media_type`.
+
+        Returns the digest. Putting bytes already stored under another tag is a retag:
+        no blob moves.
+        """
+        digest = sha256_digest(data)
+        if ref.digest and ref.digest != digest:
+            raise InputError(f"the manifest bytes have digest {digest}, not the {ref} asked for")
+        pin = ref.tag or ref.digest
+        if not pin:
+            raise InputError(f"{ref} has neither a tag nor a digest to put a manifest at")
+        call = Call(
+            "PUT",
+            ref.registry,
+            self._session.url(ref.registry, f"{ref.repository}/manifests/{pin}"),
+            (_push(ref),),
+            headers={"Content-Type": media_type},
+            content=data,
+        )
+        response = check(self._session.send(call), call, 201, 200)
+        announced = response.headers.get("Docker-Content-Digest")
+        if announced and announced != digest:
+            raise DigestMismatch(str(ref), digest, announced)
+        self._manifests.put(ref.name, Manifest(media_type, digest, data))
+        return digest
+
+    def delete_manifest(self, ref: Reference) -> None:
+        """Delete the manifest at `ref` (a tag is resolved to its digest first)."""
+        digest = ref.digest
+        if digest is None:
+            found = self.head_manifest(ref)
+            if found is None:
+                raise ManifestNotFound(str(ref))
+            digest = found.digest
+        target = ref.with_digest(digest)
+        call = Call("DELETE", ref.registry, self._manifest_url(target), (_scope(ref, "delete"),))
+        response = self._session.send(call)
+        if response.status_code == 404:
+            raise ManifestNotFound(str(target))
+        check(response, call, 202, 200)
+        self._manifests.discard(ref.name, digest)
+
+    def tag(self, ref: Reference, tag: str) -> str:
+        """Put the manifest at `ref` (which must have a digest) under `tag`; returns the digest."""
+        if not ref.digest:
+            raise InputError(f"tagging needs a reference by digest, got {ref}")
+        manifest = self.get_manifest(ref.with_digest(ref.digest))
+        return self.put_manifest(ref.with_tag(tag), manifest.data, manifest.media_type)
+
+    def list_tags(self, ref: Reference) -> list[str]:
+        """Every tag of `ref`'s repository, sorted, following Link pagination.
+
+        An unknown repository has no tags ([]).
+        """
+        url = self._session.url(ref.registry, f"{ref.repository}/tags/list")
+        params: Sequence[tuple[str, str]] = [("n", str(TAGS_PAGE_SIZE))]
+        tags: list[str] = []
+        while True:
+            call = Call("GET", ref.registry, url, (_pull(ref),), params=params)
+            response = self._session.send(call)
+            if response.status_code == 404 and not tags:
+                return []
+            check(response, call, 200)
+            tags.extend(_tags_of(response, call))
+            following = response.links.get("next", {}).get("url")
+            if not following:
+                return sorted(set(tags))
+            url, params = str(response.url.join(following)), ()
+
+    # -- blobs -------------------------------------------------------------------
+
+    def blob_exists(self, ref: Reference, digest: str) -> bool:
+        """True if `ref`'s repository has the blob `digest`."""
+        call = self._blob_call("HEAD", ref, digest)
+        response = self._session.send(call)
+        if response.status_code == 404:
+            return False
+        check(response, call, 200)
+        return True
+
+    def get_blob(self, ref: Reference, digest: str) -> bytes:
+        """The content of blob `digest`, checked against it."""
+        call = self._blob_call("GET", ref, digest)
+        data = check(self._session.send(call), call, 200).content
+        _verify_digest(data, digest, f"blob {digest} of {ref.name}")
+        return data
+
+    def upload_blob(self, ref: Reference, digest: str, source: BlobSource) -> None:
+        """Upload a blob in one PUT (a file is streamed, not read into memory)."""
+        check_digest(digest)
+        self._finish_upload(ref, self._start_upload(ref), digest, _Payload.of(source))
+
+    def mount_blob(self, ref: Reference, digest: str, from_repository: str) -> bool:
+        """Mount blob `digest` from another repository of the same registry; False if refused."""
+        check_digest(digest)
+        location = self._mount(ref, digest, from_repository)
+        if location is None:
+            return True
+        self._cancel_upload(ref, location)
+        return False
+
+    def ensure_blob(
+        self,
+        ref: Reference,
+        digest: str,
+        source: BlobSource,
+        *,
+        mount_from: Sequence[str] = (),
+    ) -> bool:
+        """Make sure `ref`'s repository has the blob: HEAD, then mount, then upload.
+
+        Returns True only if bytes were uploaded.
+        """
+        check_digest(digest)
+        return self._ensure(ref, digest, partial(_Payload.of, source), mount_from)
+
+    # -- images --------------------------------------------------------------------
+
+    def push_layout(
+        self,
+        layout_dir: Path,
+        dst: Reference,
+        *,
+        annotations: Mapping[str, str] | None = None,
+        mount_from: Sequence[str] = (),
+    ) -> Manifest:
+        """Push the one image of an OCI layout folder to `dst`'s repository, by digest only.
+
+        Missing blobs are mounted from `mount_from` repositories when they have them,
+        uploaded otherwise. `annotations` are merged into the manifest (a new digest).
+        Any tag on `dst` is ignored: move tags with :meth:`tag` once the image is accepted.
+        """
+        image = read_layout(layout_dir)
+        for blob in image.manifest.blobs():
+            payload = partial(_Payload.of, image.blob_path(blob.digest))
+            self._ensure(dst, blob.digest, payload, mount_from)
+        manifest = image.manifest
+        if annotations:
+            manifest = with_annotations(manifest, annotations)
+        self.put_manifest(dst.with_digest(manifest.digest), manifest.data, manifest.media_type)
+        return manifest
+
+    def copy(self, src: Reference, dst: Reference) -> Manifest:
+        """Copy an image or a whole index with its blobs to `dst`, keeping the digest.
+
+        Within one registry blobs are mounted across repositories; between registries
+        they are streamed from GET to upload. Manifests are put by digest, then under
+        `dst`'s tag if it has one.
+        """
+        manifest = self.get_manifest(src)
+        if dst.digest and dst.digest != manifest.digest:
+            raise InputError(f"{src} has digest {manifest.digest}, not the one {dst} asks for")
+        self._copy_tree(manifest, src, dst)
+        if dst.tag:
+            self.put_manifest(dst.with_tag(dst.tag), manifest.data, manifest.media_type)
+        return manifest
+
+    # -- internals -------------------------------------------------------------------
+
+    def _copy_tree(self, manifest: Manifest, src: Reference, dst: Reference) -> None:
+        target = dst.with_digest(manifest.digest)
+        if self.head_manifest(target) is not None:
+            return  # a registry only holds a manifest whose content it holds
+        for child in manifest.children():
+            self._copy_tree(self.get_manifest(src.with_digest(child.digest)), src, dst)
+        same_registry = src.registry == dst.registry and src.repository != dst.repository
+        mount_from = (src.repository,) if same_registry else ()
+        for blob in manifest.blobs():
+            if not _is_foreign(blob):
+                self._ensure(dst, blob.digest, partial(self._remote, src, blob), mount_from)
+        self.put_manifest(target, manifest.data, manifest.media_type)
+
+    def _ensure(
+        self,
+        ref: Reference,
+        digest: str,
+        payload: Callable[[], _Payload],
+        mount_from: Sequence[str],
+    ) -> bool:
+        if self.blob_exists(ref, digest):
+            return False
+        location: str | None = None
+        for repository in mount_from:
+            if repository == ref.repository:
+                continue
+            if location is not None:
+                self._cancel_upload(ref, location)
+            location = self._mount(ref, digest, repository)
+            if location is None:
+                return False
+        self._finish_upload(ref, location or self._start_upload(ref), digest, payload())
+        return True
+
+    def _start_upload(self, ref: Reference) -> str:
+        call = self._uploads_call(ref, (), (_push(ref),))
+        return _location(check(self._session.send(call), call, 202), call)
+
+    def _mount(self, ref: Reference, digest: str, from_repository: str) -> str | None:
+        """None when mounted (201); the upload location when the registry declined (202)."""
+        source = Reference(ref.registry, from_repository)
+        params = (("mount", digest), ("from", from_repository))
+        call = self._uploads_call(ref, params, (_push(ref), _pull(source)))
+        response = check(self._session.send(call), call, 201, 202)
+        return None if response.status_code == 201 else _location(response, call)
+
+    def _finish_upload(self, ref: Reference, location: str, digest: str, payload: _Payload) -> None:
+        call = Call(
+            "PUT",
+            ref.registry,
+            location,
+            (_push(ref),),
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(payload.size),
+            },
+            params=(("digest", digest),),
+            content=payload.content,
+        )
+        check(self._session.send(call), call, 201)
+
+    def _cancel_upload(self, ref: Reference, location: str) -> None:
+        """Abandon an upload session; the registry expires it anyway, so failures are ignored."""
+        call = Call("DELETE", ref.registry, location, (_push(ref),))
+        self._session.send(call).close()
+
+    def _remote(self, ref: Reference, blob: Descriptor) -> _Payload:
+        """A payload streamed from `ref`'s repository, one GET per attempt."""
+        return _Payload(partial(self._remote_chunks, ref, blob.digest), blob.size)
+
+    def _remote_chunks(self, ref: Reference, digest: str) -> Iterator[bytes]:
+        call = self._blob_call("GET", ref, digest)
+        with self._session.stream(call) as response:
+            check(response, call, 200)
+            try:
+                yield from response.iter_bytes(CHUNK_SIZE)
+            except httpx.HTTPError as exc:
+                reason = describe_transport_error(exc)
+                raise RegistryError(call.method, call.url, 0, reason) from None
+
+    def _manifest_url(self, ref: Reference) -> str:
+        pin = ref.digest or ref.tag
+        if not pin:
+            raise InputError(f"{ref} has neither a tag nor a digest")
+        return self._session.url(ref.registry, f"{ref.repository}/manifests/{pin}")
+
+    def _manifest_call(self, method: str, ref: Reference) -> Call:
+        headers = {"Accept": ACCEPT_MANIFESTS}
+        return Call(method, ref.registry, self._manifest_url(ref), (_pull(ref),), headers=headers)
+
+    def _blob_call(self, method: str, ref: Reference, digest: str) -> Call:
+        url = self._session.url(ref.registry, f"{ref.repository}/blobs/{check_digest(digest)}")
+        return Call(method, ref.registry, url, (_pull(ref),))
+
+    def _uploads_call(
+        self, ref: Reference, params: Sequence[tuple[str, str]], scopes: tuple[str, ...]
+    ) -> Call:
+        url = self._session.url(ref.registry, f"{ref.repository}/blobs/uploads/")
+        return Call("POST", ref.registry, url, scopes, params=params)
+
+
+def _scope(ref: Reference, actions: str) -> str:
+    return f"repository:{ref.repository}:{actions}"
+
+
+def _pull(ref: Reference) -> str:
+    return _scope(ref, "pull")
+
+
+def _push(ref: Reference) -> str:
+    return _scope(ref, "pull,push")
+
+
+def _content_type(response: httpx.Response) -> str:
+    return str(response.headers.get("Content-Type", "")).split(";", 1)[0].strip()
+
+
+def _manifest_from(response: httpx.Response) -> Manifest:
+    """A manifest from a GET answer: the header's media type unless it is a generic one."""
+    media_type = _content_type(response)
+    if media_type in MANIFEST_TYPES:
+        return Manifest(media_type, sha256_digest(response.content), response.content)
+    try:
+        return Manifest.of(response.content)
+    except InvalidManifest:
+        return Manifest(media_type, sha256_digest(response.content), response.content)
+
+
+def _tags_of(response: httpx.Response, call: Call) -> list[str]:
+    try:
+        return [str(tag) for tag in response.json().get("tags") or []]
+    except (ValueError, AttributeError, TypeError):
+        raise RegistryError(call.method, call.url, response.status_code, response.text) from None
+
+
+def _verify_digest(data: bytes, digest: str, what: str) -> None:
+    if not matches(data, digest):
+        raise DigestMismatch(what, digest, sha256_digest(data))
+
+
+def _location(response: httpx.Response, call: Call) -> str:
+    location = response.headers.get("Location")
+    if not location:
+        raise RegistryError(call.method, call.url, response.status_code, "no Location header")
+    return str(response.url.join(location))
+
+
+def _is_foreign(blob: Descriptor) -> bool:
+    """Non-distributable layers (Windows bases) stay where they are."""
+    return "foreign" in blob.media_type or "nondistributable" in blob.media_type
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK_SIZE):
+            yield chunk

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from socle.builders import BuildFailed, BuildRequest, RunResult
+from socle.builders.buildah import BuildahBuilder, bud_command, push_command, run_command
+from socle.process import Completed
+
+
+def request(tmp_path: Path, **changes: Any) -> BuildRequest:
+    fields: dict[str, Any] = {
+        "context": tmp_path / "ctx",
+        "dockerfile": tmp_path / "ctx" / "Dockerfile",
+        "build_args": {"BASE_IMAGE": "127.0.0.1:5000/my/debian:12@sha256:" + "a" * 64, "A": "1"},
+        "labels": {"org.example.b": "2", "org.example.a": "1"},
+        "name": "socle-build/java:17-debian12",
+        "output": tmp_path / "out",
+        "insecure_registries": ("127.0.0.1:5000",),
+    }
+    return BuildRequest(**{**fields, **changes})
+
+
+def test_bud_command_uses_host_network_and_sorted_arguments(tmp_path: Path) -> None:
+    req = request(tmp_path)
+    assert bud_command(req) == [
+        "buildah", "bud", "--network", "host", "--pull=missing", "--format", "oci",
+        "-f", str(req.dockerfile), "--tls-verify=false",
+        "--build-arg", "A=1", "--build-arg", f"BASE_IMAGE={req.build_args['BASE_IMAGE']}",
+        "--label", "org.example.a=1", "--label", "org.example.b=2",
+        "-t", "socle-build/java:17-debian12", str(req.context),
+    ]  # fmt: skip
+
+
+def test_tls_stays_verified_without_insecure_registries(tmp_path: Path) -> None:
+    assert "--tls-verify=false" not in bud_command(request(tmp_path, insecure_registries=()))
+
+
+def test_a_pinned_storage_driver_goes_to_every_command(tmp_path: Path) -> None:
+    req = request(tmp_path)
+    for cmd in (
+        bud_command(req, storage_driver="vfs"),
+        push_command("x:1", tmp_path / "out", storage_driver="vfs"),
+        run_command("c", ["true"], user=None, storage_driver="vfs"),
+    ):
+        assert cmd[:3] == ["buildah", "--storage-driver", "vfs"]
+
+
+def test_build_pushes_the_image_to_an_oci_layout(
+    tmp_path: Path, fake_run: Any, layout: Callable[[Path, int], None]
+) -> None:
+    def handler(cmd: list[str]) -> Completed:
+        if cmd[1] == "push":
+            layout(Path(cmd[3].removeprefix("oci:")), 1)
+        return Completed("STEP 1/1: FROM base\n", "")
+
+    runner = fake_run(handler)
+    result = BuildahBuilder(run=runner).build(request(tmp_path))
+    assert result.layout == tmp_path / "out"
+    assert "STEP 1/1: FROM base" in result.log_tail
+    assert runner.commands[1] == [
+        "buildah", "push", "socle-build/java:17-debian12", f"oci:{(tmp_path / 'out').resolve()}",
+    ]  # fmt: skip
+
+
+def test_a_failing_step_raises_build_failed_with_the_log_tail(
+    tmp_path: Path, fake_run: Any, command_error: Any
+) -> None:
+    stdout = "STEP 1/2: FROM base\nSTEP 2/2: RUN cat /nope\ncat: can't open '/nope'\n"
+    stderr = 'Error: building at STEP "RUN cat /nope": while running runtime: exit status 1\n'
+
+    def handler(cmd: list[str]) -> Completed:
+        raise command_error(cmd, 1, stdout, stderr)
+
+    with pytest.raises(BuildFailed) as caught:
+        BuildahBuilder(run=fake_run(handler)).build(request(tmp_path))
+    assert caught.value.step == "RUN cat /nope"
+    assert "cat: can't open '/nope'" in caught.value.message
+    assert "socle-build/java:17-debian12" in caught.value.message
+
+
+def test_run_returns_the_exit_code_and_removes_the_container(
+    fake_run: Any, command_error: Any
+) -> None:
+    def handler(cmd: list[str]) -> Completed:
+        if cmd[1] == "run":
+            raise command_error(
+                cmd, 3, "out\n", "err\nError: while running runtime: exit status 3\n"
+            )
+        return Completed("", "")
+
+    runner = fake_run(handler)
+    result = BuildahBuilder(run=runner).run("my/image:1", ["sh", "-c", "exit 3"], user="65534")
+    assert result == RunResult(3, "out\n", "err\n")
+    (_, _, _, _, container, _), run_cmd, rm_cmd = runner.commands
+    assert run_cmd == [
+        "buildah", "run", "--network", "none", "--user", "65534", container, "--",
+        "sh", "-c", "exit 3",
+    ]  # fmt: skip
+    assert rm_cmd == ["buildah", "rm", container]
+
+
+def test_load_pulls_through_a_unique_alias_then_names_the_image(
+    tmp_path: Path, fake_run: Any, layout: Callable[[Path, int], None]
+) -> None:
+    layout(tmp_path / "layout", 1)
+    runner = fake_run(lambda cmd: Completed("Getting...\nabc123\n" if cmd[1] == "pull" else "", ""))
+    BuildahBuilder(run=runner).load(tmp_path / "layout", "socle-test/debian:12")
+    pull, tag, rmi = runner.commands
+    alias = pull[3].removeprefix("oci:")
+    assert pull[:3] == ["buildah", "pull", "-q"] and alias.startswith("socle-load-")
+    assert tag == ["buildah", "tag", "abc123", "socle-test/debian:12"]
+    assert rmi == ["buildah", "rmi", f"localhost/{alias}:latest"]
+
+
+def test_removing_a_missing_image_is_not_an_error(fake_run: Any, command_error: Any) -> None:
+    def handler(cmd: list[str]) -> Completed:
+        raise command_error(cmd, 1, "", "Error: x: image not known\n")
+
+    BuildahBuilder(run=fake_run(handler)).remove("x")

@@ -1,0 +1,123 @@
+"""Retries with exponential backoff on 5xx, 429 and connection errors, then a clear error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from socle.registry import Reference, RegistryError, RegistryUnreachable
+from tests.unit.registry.registry_fakes import HOST, FakeRegistry, MakeClient, digest_of
+
+REF = Reference.parse(f"{HOST}/os/debian:12")
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def failing_first(handler: Handler, failures: Iterator[httpx.Response | Exception]) -> Handler:
+    """`handler`, after the given failures (responses returned, exceptions raised)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        failure = next(failures, None)
+        if failure is None:
+            return handler(request)
+        if isinstance(failure, Exception):
+            raise failure
+        return failure
+
+    return answer
+
+
+def recorder() -> tuple[list[float], Callable[[float], None]]:
+    slept: list[float] = []
+    return slept, slept.append
+
+
+def test_5xx_then_success(make_client: MakeClient, fake: FakeRegistry) -> None:
+    slept, sleep = recorder()
+    handler = failing_first(fake, iter([httpx.Response(503), httpx.Response(502)]))
+    assert make_client(handler, sleep=sleep).head_manifest(REF) is None
+    assert slept == [0.2, 0.4]
+
+
+def test_connection_error_then_success(make_client: MakeClient, fake: FakeRegistry) -> None:
+    slept, sleep = recorder()
+    handler = failing_first(fake, iter([httpx.ConnectError("connection refused")]))
+    assert make_client(handler, sleep=sleep).list_tags(REF) == []
+    assert slept == [0.2]
+
+
+def test_429_honours_retry_after(make_client: MakeClient, fake: FakeRegistry) -> None:
+    slept, sleep = recorder()
+    handler = failing_first(fake, iter([httpx.Response(429, headers={"Retry-After": "3"})]))
+    make_client(handler, sleep=sleep).head_manifest(REF)
+    assert slept == [3.0]
+
+
+def test_giving_up_on_connection_errors_is_registry_unreachable(make_client: MakeClient) -> None:
+    slept, sleep = recorder()
+    attempts: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    with pytest.raises(RegistryUnreachable) as info:
+        make_client(refuse, sleep=sleep, retries=3, backoff=0.5).head_manifest(REF)
+    assert len(attempts) == 4
+    assert slept == [0.5, 1.0, 2.0]
+    error = info.value
+    assert f"http://{HOST}/v2/os/debian/manifests/12" in error.message
+    assert "Connection refused" in error.message
+    assert error.hint and "socle up" in error.hint
+    assert error.__cause__ is None and error.__suppress_context__  # no httpx traceback
+
+
+def test_giving_up_on_5xx_is_registry_error_with_the_body(make_client: MakeClient) -> None:
+    body = {"errors": [{"code": "UNAVAILABLE", "message": "storage is down"}]}
+    client = make_client(lambda request: httpx.Response(500, json=body), retries=2)
+    with pytest.raises(RegistryError) as info:
+        client.get_manifest(REF)
+    assert info.value.status == 500
+    assert info.value.message == (
+        f"GET http://{HOST}/v2/os/debian/manifests/12 failed with HTTP 500:"
+        " UNAVAILABLE: storage is down"
+    )
+
+
+def test_client_errors_are_not_retried(make_client: MakeClient) -> None:
+    slept, sleep = recorder()
+    client = make_client(lambda request: httpx.Response(400, text="bad"), sleep=sleep)
+    with pytest.raises(RegistryError, match="HTTP 400: bad"):
+        client.get_manifest(REF)
+    assert slept == []
+
+
+def test_a_streamed_file_is_sent_whole_again_on_retry(
+    make_client: MakeClient, fake: FakeRegistry, tmp_path: Path
+) -> None:
+    data = b"layer bytes " * 100_000
+    path = tmp_path / "layer"
+    path.write_bytes(data)
+    put_failures = iter([httpx.Response(503)])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and next(put_failures, None) is not None:
+            request.read()
+            return httpx.Response(503)
+        return fake(request)
+
+    make_client(handler).upload_blob(REF, digest_of(data), path)
+    assert fake.repo("os/debian").blobs[digest_of(data)] == data
+    put = fake.seen("PUT")[-1]
+    assert put.headers["Content-Length"] == str(len(data))
+    assert "Transfer-Encoding" not in put.headers
+
+
+def test_timeouts_are_retried_then_unreachable(make_client: MakeClient) -> None:
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out")
+
+    with pytest.raises(RegistryUnreachable, match="ReadTimeout: timed out"):
+        make_client(slow, retries=1).blob_exists(REF, digest_of(b""))
