@@ -1,0 +1,173 @@
+"""Plan 1,000 variants against a live local registry; promote 200 alias tags.
+
+Run: .venv/bin/python bench/registry_plan.py [--variants 1000] [--aliases 200]
+
+Starts its own docker-registry on a free loopback port (socle's stack code),
+publishes every variant of a generated catalog with socle's records, then:
+- times `socle plan` (cold manifest cache, then warm) against a sequential
+  `skopeo inspect` loop over the same exact references, in the same run;
+- promotes alias tags with socle's client and counts, in the registry's access
+  log, the blob requests the promotion caused (the target is zero).
+Targets (issue 3): plan under 2 s and at least 20x faster than the skopeo loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from socle import stack
+from socle.planning import plan_with_state
+from socle.registry.client import RegistryClient
+from socle.registry.reference import Reference
+from socle.registry.state import RegistryState
+from socle.state import BASE_DIGEST, FINGERPRINT, INPUTS, MemoryState
+from socle.validate import validate
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def generate(root: Path, variants: int, registry: str) -> Path:
+    """One bootstrapped OS with 10 versions; runtimes on all of them, 3 versions each."""
+    images = max(1, (variants - 10) // 30)
+    lines = [f"registry: {registry}", "namespace: bench", "images:"]
+    lines.append(
+        "  os:\n    bootstrap: {suite: bookworm}\n    versions: "
+        + str([f"1.{i}" for i in range(10)])
+    )
+    for i in range(images):
+        lines.append(
+            f"  rt{i}:\n    parents: [os]\n    context: ctx\n    args: {{N: '{i}'}}\n    versions: ['1', '2', '3']"
+        )
+    (root / "ctx").mkdir()
+    (root / "ctx" / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    path = root / "catalog.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def blob(client: RegistryClient, repo: Reference, data: bytes) -> dict[str, object]:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    client.ensure_blob(repo, digest, data, mount_from=["bench/os"])
+    return {"digest": digest, "size": len(data)}
+
+
+def publish(client: RegistryClient, catalog_path: Path, registry: str) -> list[str]:
+    """Publish every variant (tiny config + layer) with the records `socle plan` reads."""
+    catalog, graph = validate(catalog_path)
+    plan = plan_with_state(catalog, graph, MemoryState())
+    config, layer = (
+        b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}',
+        b"x" * 64,
+    )
+    digests: dict[str, str] = {}
+    repos_ready: dict[str, tuple[dict[str, object], dict[str, object]]] = {}
+    refs = []
+    for step in plan.steps:
+        variant = step.variant
+        repo = Reference(registry, variant.image.repository)
+        if repo.repository not in repos_ready:
+            repos_ready[repo.repository] = (blob(client, repo, config), blob(client, repo, layer))
+        cfg, lay = repos_ready[repo.repository]
+        annotations = {
+            FINGERPRINT: step.fingerprint,
+            INPUTS: json.dumps(dict(step.inputs), sort_keys=True),
+        }
+        if variant.parent is not None:
+            annotations[BASE_DIGEST] = digests[variant.parent.key]
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **cfg},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **lay}],
+            "annotations": annotations,
+        }
+        ref = repo.with_tag(variant.exact_tag)
+        digests[variant.key] = client.put_manifest(ref, json.dumps(manifest).encode(), OCI_MANIFEST)
+        refs.append(str(ref))
+    return refs
+
+
+def blob_requests(log: Path) -> int:
+    text = log.read_text(errors="replace")
+    return len(re.findall(r'"(?:POST|PUT|PATCH) /v2/[^ ]*/blobs/', text))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--variants", type=int, default=1000)
+    parser.add_argument("--aliases", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        paths = stack.StackPaths(root / "stack")
+        addr = f"127.0.0.1:{free_port()}"
+        stack.up(paths, registry_addr=addr, docker=False)
+        try:
+            run(root, addr, paths.log("registry"), args.variants, args.aliases)
+        finally:
+            stack.down(paths)
+
+
+def run(root: Path, addr: str, log: Path, variants: int, aliases: int) -> None:
+    catalog_path = generate(root, variants, addr)
+    with RegistryClient.from_config() as client:
+        refs = publish(client, catalog_path, addr)
+    catalog, graph = validate(catalog_path)
+    print(f"catalog: {len(graph.variants)} variants published to {addr}")
+
+    timings = []
+    for label in ("cold cache", "warm cache"):
+        with RegistryState(RegistryClient.from_config(), cache=root / "cache") as state:
+            t0 = time.perf_counter()
+            plan = plan_with_state(catalog, graph, state)
+            timings.append(time.perf_counter() - t0)
+        assert not plan.builds(), [s.reasons for s in plan.builds()][:3]
+        print(f"socle plan ({label}):     {timings[-1]:6.2f} s  ({len(plan.builds())} builds)")
+
+    t0 = time.perf_counter()
+    for ref in refs:
+        subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
+            check=True,
+            capture_output=True,
+        )
+    skopeo = time.perf_counter() - t0
+    print(
+        f"skopeo inspect loop:         {skopeo:6.2f} s  ({skopeo / len(refs) * 1000:.1f} ms per reference)"
+    )
+    print(f"ratio (skopeo / socle warm): {skopeo / timings[1]:6.1f}x   (target >= 20x, plan < 2 s)")
+    print(f"ratio (skopeo / socle cold): {skopeo / timings[0]:6.1f}x")
+
+    before = blob_requests(log)
+    with RegistryClient.from_config() as client:
+        t0 = time.perf_counter()
+        for i, ref in enumerate(refs[:aliases]):
+            reference = Reference.parse(ref)
+            digest = client.head_manifest(reference)
+            assert digest is not None
+            client.tag(reference.with_digest(digest.digest), f"alias-{i}")
+        promote = time.perf_counter() - t0
+    moved = blob_requests(log) - before
+    print(
+        f"promote {aliases} alias tags:    {promote:6.2f} s, blob upload requests: {moved} (target 0)"
+    )
+
+
+if __name__ == "__main__":
+    main()
