@@ -48,10 +48,10 @@ def generate(root: Path, variants: int, registry: str) -> Path:
         "  os:\n    bootstrap: {suite: bookworm}\n    versions: "
         + str([f"1.{i}" for i in range(10)])
     )
-    for i in range(images):
-        lines.append(
-            f"  rt{i}:\n    parents: [os]\n    context: ctx\n    args: {{N: '{i}'}}\n    versions: ['1', '2', '3']"
-        )
+    lines.extend(
+        f"  rt{i}:\n    parents: [os]\n    context: ctx\n    args: {{N: '{i}'}}\n    versions: ['1', '2', '3']"
+        for i in range(images)
+    )
     (root / "ctx").mkdir()
     (root / "ctx" / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
     path = root / "catalog.yaml"

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from socle import process
+from socle.errors import InputError
 from socle.builders.interface import (
     BuildFailed,
     BuildRequest,
@@ -58,10 +59,17 @@ def push_command(name: str, output: Path, *, storage_driver: str | None = None) 
 
 
 def run_command(
-    container: str, command: Sequence[str], *, user: str | None, storage_driver: str | None = None
+    container: str,
+    command: Sequence[str],
+    *,
+    user: str | None,
+    storage_driver: str | None = None,
+    network: str = "none",
 ) -> list[str]:
-    """The `buildah run` command line: no network, optional user."""
-    cmd = [*_buildah(storage_driver), "run", "--network", "none"]
+    """The `buildah run` command line: no network unless "host" is asked for, optional user."""
+    if network not in ("none", "host"):
+        raise InputError(f"unsupported container network {network!r}", hint='"none" or "host"')
+    cmd = [*_buildah(storage_driver), "run", "--network", network]
     if user is not None:
         cmd += ["--user", user]
     return [*cmd, container, "--", *command]
@@ -103,12 +111,21 @@ class BuildahBuilder:
         self._run([*self._buildah(), "tag", image_id, name])
         self._run([*self._buildah(), "rmi", f"localhost/{alias}:latest"])
 
-    def run(self, name: str, command: Sequence[str], *, user: str | None = None) -> RunResult:
+    def run(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        user: str | None = None,
+        network: str = "none",
+    ) -> RunResult:
         """Run `command` in a fresh working container of `name`, then remove the container."""
         container = f"socle-run-{secrets.token_hex(6)}"
+        cmd = run_command(
+            container, command, user=user, storage_driver=self._driver, network=network
+        )
         self._run([*self._buildah(), "from", "--pull=never", "--name", container, name])
         try:
-            cmd = run_command(container, command, user=user, storage_driver=self._driver)
             try:
                 done = self._run(cmd)
             except CommandError as exc:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from socle import process
+from socle.errors import InputError
 from socle.builders.interface import (
     BuildFailed,
     BuildRequest,
@@ -53,9 +54,13 @@ def load_command(layout: Path, name: str) -> list[str]:
     return ["skopeo", "copy", oci_reference(layout), f"docker-daemon:{qualified_tag(name)}"]
 
 
-def run_command(name: str, command: Sequence[str], *, user: str | None) -> list[str]:
-    """The `docker run` command line: removed afterwards, no network, never pulls."""
-    cmd = ["docker", "run", "--rm", "--network", "none", "--pull", "never"]
+def run_command(
+    name: str, command: Sequence[str], *, user: str | None, network: str = "none"
+) -> list[str]:
+    """The `docker run` command line: removed afterwards, never pulls; no network unless "host"."""
+    if network not in ("none", "host"):
+        raise InputError(f"unsupported container network {network!r}", hint='"none" or "host"')
+    cmd = ["docker", "run", "--rm", "--network", network, "--pull", "never"]
     if user is not None:
         cmd += ["--user", user]
     return [*cmd, name, *command]
@@ -88,10 +93,18 @@ class DockerBuilder:
         single_manifest(layout)
         self._run(load_command(layout, name))
 
-    def run(self, name: str, command: Sequence[str], *, user: str | None = None) -> RunResult:
+    def run(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        user: str | None = None,
+        network: str = "none",
+    ) -> RunResult:
         """Run `command` in a throw-away container of `name`; exit codes are returned."""
+        cmd = run_command(name, command, user=user, network=network)
         try:
-            done = self._run(run_command(name, command, user=user))
+            done = self._run(cmd)
         except CommandError as exc:
             return RunResult(exc.returncode, exc.stdout, exc.stderr)
         return RunResult(0, done.stdout, done.stderr)

@@ -69,8 +69,19 @@ class Builder(Protocol):
         """Make the image of an OCI layout runnable locally under `name`."""
         ...
 
-    def run(self, name: str, command: Sequence[str], *, user: str | None = None) -> RunResult:
-        """Run `command` in a throw-away container of `name`, without network."""
+    def run(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        user: str | None = None,
+        network: str = "none",
+    ) -> RunResult:
+        """Run `command` in a throw-away container of `name`.
+
+        `network` is "none" (tests) or "host" (to reach the host-configured
+        apt mirror, as builds do); anything else is an :class:`InputError`.
+        """
         ...
 
     def remove(self, name: str) -> None:
