@@ -31,6 +31,14 @@ class Kind(Enum):
 
 
 @dataclass(frozen=True)
+class Duration:
+    """A span such as `7d`, kept with its spelling for messages."""
+
+    seconds: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Bootstrap:
     """Parameters of an OS image bootstrapped from the distribution's archive."""
 
@@ -64,6 +72,7 @@ class Upstream:
     image: str  # reference without tag, e.g. "centos" or "quay.example/org/centos"
     tag: str
     digest: str | None  # the pin; None until `socle pins update` resolves it
+    inline: bool = False  # pinned in the catalog itself rather than in the pins file
 
     def __str__(self) -> str:
         return f"{self.image}:{self.tag}"
@@ -108,6 +117,7 @@ class Image:
     tag_name: str  # how children spell this image in their tags ("8-debian12")
     default_parent: ParentRef | None = None
     aliases: tuple[str, ...] = ()  # e.g. "latest": the highest version (on the default parent)
+    max_age: Duration | None = None  # rebuild when the published image is older (own or global)
 
     def parent_images(self) -> set[str]:
         """Names of the catalog images this one is built on."""
@@ -122,6 +132,7 @@ class Catalog:
     registry: str
     namespace: str
     images: tuple[Image, ...]
+    pins_path: Path | None = None  # where `socle pins update` writes upstream digests
     by_name: dict[str, Image] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -129,4 +140,4 @@ class Catalog:
 
     def with_registry(self, registry: str) -> Catalog:
         """The same catalog published to another registry host."""
-        return Catalog(self.path, registry, self.namespace, self.images)
+        return Catalog(self.path, registry, self.namespace, self.images, self.pins_path)

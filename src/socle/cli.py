@@ -142,7 +142,13 @@ def plan_cmd(catalog_path: Path, registry: str | None, as_json: bool) -> None:
     "--only",
     multiple=True,
     metavar="IMAGE",
-    help="Build only IMAGE (`java`, `java:17`) and its descendants.",
+    help="Limit the roots to IMAGE (`java`, `java:17`); its descendants still rebuild.",
+)
+@click.option(
+    "--cascade/--no-cascade",
+    default=True,
+    show_default=True,
+    help="Rebuild every descendant of what is rebuilt.",
 )
 @click.option(
     "--builder",
@@ -162,42 +168,89 @@ def build_cmd(
     registry: str | None,
     jobs: int,
     only: tuple[str, ...],
+    cascade: bool,
     builder: str,
     dry_run: bool,
     keep_work: bool,
 ) -> None:
     """Build, push and tag what the plan says, parents first, in parallel."""
     from socle.display import RunDisplay, plan_table, run_summary
-    from socle.executor import Executor, RunOptions
-    from socle.planning import plan_with_state
+    from socle.job import BuildJob, JobSettings
     from socle.registry.state import RegistryState
 
     catalog, graph = open_catalog(catalog_path, registry)
-    selected = None
-    if only:
-        roots = graph.select(only)
-        selected = {v.key for v in roots} | {d.key for v in roots for d in graph.descendants(v)}
+    settings = JobSettings(builder, jobs, only, cascade, keep_work)
     with RegistryState.from_config() as state:
-        plan = plan_with_state(catalog, graph, state)
+        job = BuildJob(catalog, graph, state, settings)
         if dry_run:
-            plan_table(plan)
+            plan_table(job.plan())
             return
-        count = sum(1 for s in plan.builds() if selected is None or s.variant.key in selected)
-        executor = Executor(
-            catalog,
-            graph,
-            client=state.client,
-            builder=BUILDERS[builder](),
-            options=RunOptions(jobs=jobs, keep_work=keep_work),
-        )
-        with RunDisplay(count) as display:
-            executor.observer = display
-            outcomes = executor.run(plan, selected=selected)
+        with job.lock:
+            plan = job.plan()
+            with RunDisplay(job.pending(plan)) as display:
+                outcomes = job.execute(plan, display)
     run_summary(outcomes)
     failed = [o for o in outcomes if o.status in (Status.FAILED, Status.BLOCKED)]
     if failed:
         names = ", ".join(f"{o.key} ({o.status.value})" for o in failed)
         raise SocleError(f"{len(failed)} image(s) not published: {names}")
+
+
+@cli.command("why")
+@catalog_options
+@click.argument("image")
+def why_cmd(catalog_path: Path, registry: str | None, image: str) -> None:
+    """Print every reason IMAGE (each of its variants) would be rebuilt now, or that it is current."""
+    from socle.planning import plan_against_registry
+
+    catalog, graph = open_catalog(catalog_path, registry)
+    wanted = {v.key for v in graph.select([image])}
+    plan = plan_against_registry(catalog, graph)
+    for step in plan.steps:
+        if step.variant.key not in wanted:
+            continue
+        if not step.reasons:
+            digest = step.published.digest if step.published else ""
+            click.echo(f"{step.variant.key}: current ({digest})")
+            continue
+        click.echo(f"{step.variant.key}: rebuild")
+        for reason in step.reasons:
+            click.echo(f"  - {reason.text}")
+
+
+@cli.group("pins")
+def pins_group() -> None:
+    """Upstream images pinned by digest."""
+
+
+@pins_group.command("update")
+@catalog_options
+def pins_update_cmd(catalog_path: Path, registry: str | None) -> None:
+    """Re-resolve every upstream tag to its digest and rewrite the pins file."""
+    from socle import pins
+    from socle.registry.client import RegistryClient
+
+    catalog, _ = open_catalog(catalog_path, registry)
+    assert catalog.pins_path is not None
+    with RegistryClient.from_config() as client:
+        changes = pins.resolve(catalog, client)
+    pins.write(catalog.pins_path, changes)
+    for change in changes:
+        if change.inline:
+            note = (
+                "pinned inline in the catalog; edit it there"
+                if change.changed
+                else "inline, current"
+            )
+            click.echo(f"{change.key}: {change.upstream} -> {change.after} ({note})")
+        elif change.changed:
+            click.echo(
+                f"{change.key}: {change.upstream} {change.before or 'unpinned'} -> {change.after}"
+            )
+        else:
+            click.echo(f"{change.key}: {change.upstream} unchanged")
+    moved = sum(1 for c in changes if c.changed and not c.inline)
+    click.echo(f"{catalog.pins_path}: {moved} pin(s) changed")
 
 
 @cli.command("up")

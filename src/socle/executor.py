@@ -272,10 +272,22 @@ class Executor:
     # -- tags -------------------------------------------------------------------------
 
     def _move_tags(self, plan: Plan, outcomes: dict[str, Outcome]) -> None:
-        """Point every tag of every healthy variant at its digest (exact tags are already set)."""
+        """Point every tag of every healthy variant at its digest (exact tags are already set).
+
+        All or nothing per family: when any variant of an image failed or was
+        blocked in this run, none of that image's floating tags move, so `17`,
+        `latest` and `17-debian12` never disagree about which build is current.
+        """
+        broken = {
+            o.step.variant.image.name
+            for o in outcomes.values()
+            if o.status in (Status.FAILED, Status.BLOCKED)
+        }
         for step in plan.steps:
             outcome = outcomes[step.variant.key]
-            if outcome.digest is None or not self._healthy(step.variant, outcomes):
+            if outcome.digest is None or step.variant.image.name in broken:
+                continue
+            if not self._healthy(step.variant, outcomes):
                 continue
             target = Reference(
                 self.catalog.registry, step.variant.image.repository, digest=outcome.digest

@@ -19,6 +19,7 @@ from socle import version as versions
 from socle.catalog import (
     Bootstrap,
     Catalog,
+    Duration,
     Image,
     Kind,
     Location,
@@ -31,7 +32,7 @@ from socle.errors import InputError, Problem
 # libyaml's composer is ~10x faster; node marks are the same.
 LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-TOP_KEYS = ("registry", "namespace", "images")
+TOP_KEYS = ("registry", "namespace", "images", "max_age", "pins")
 IMAGE_KEYS = (
     "repository",
     "bootstrap",
@@ -44,6 +45,7 @@ IMAGE_KEYS = (
     "tag_name",
     "args",
     "versions",
+    "max_age",
 )
 VERSION_KEYS = ("aliases", "parents", "args", "dockerfile", "context", "digest", "tag", "bootstrap")
 BOOTSTRAP_KEYS = (
@@ -61,6 +63,8 @@ REPOSITORY_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 ARG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 Entries = dict[str, tuple[yaml.Node, yaml.Node]]
@@ -165,6 +169,8 @@ class CatalogParser:
         self.r = reader
         self.base_dir = path.parent
         self.path = path
+        self.max_age: Duration | None = None
+        self.pins: dict[str, str] = {}
 
     def parse(self, root: yaml.Node) -> Catalog:
         top = self.r.mapping(root, "the catalog", TOP_KEYS)
@@ -172,6 +178,10 @@ class CatalogParser:
         namespace = self.optional_scalar(top, "namespace", "namespace") or ""
         if namespace and not REPOSITORY_RE.match(namespace):
             self.r.error(top["namespace"][1], f"invalid namespace {namespace!r}")
+        self.max_age = self.duration(top["max_age"][1]) if "max_age" in top else None
+        pins_node = top.get("pins", (None, None))[1]
+        pins_path = self.path_value(pins_node, "pins") or self.path.with_suffix(".pins.yaml")
+        self.pins = read_pins(pins_path, self.r, pins_node)
         images: list[Image] = []
         if "images" not in top:
             self.r.error(root, "the catalog has no `images`")
@@ -181,7 +191,18 @@ class CatalogParser:
                 image = self.image(name, key_node, value_node, namespace)
                 if image is not None:
                     images.append(image)
-        return Catalog(self.path, registry, namespace, tuple(images))
+        return Catalog(self.path, registry, namespace, tuple(images), pins_path)
+
+    def duration(self, node: yaml.Node) -> Duration | None:
+        text = self.r.scalar(node, "max_age")
+        match = DURATION_RE.match(text or "")
+        if text is None or match is None:
+            if text is not None:
+                self.r.error(
+                    node, f"invalid duration {text!r}: use a number and s, m, h, d or w (7d)"
+                )
+            return None
+        return Duration(int(match[1]) * UNIT_SECONDS[match[2]], text)
 
     def required_scalar(
         self, entries: Entries, key: str, owner: yaml.Node, what: str
@@ -225,6 +246,7 @@ class CatalogParser:
             refs = self.parents(entries["default_parent"][1])
             default_parent = refs[0] if refs else None
         aliases = self.tags(entries["aliases"][1], "aliases") if "aliases" in entries else ()
+        max_age = self.duration(entries["max_age"][1]) if "max_age" in entries else self.max_age
         defaults = ImageDefaults(
             name=name,
             kind=kind,
@@ -250,7 +272,15 @@ class CatalogParser:
                 f"image {name!r} has aliases but no `default_parent` to put them on",
             )
         return Image(
-            name, repository, kind, where, image_versions, tag_name, default_parent, aliases
+            name,
+            repository,
+            kind,
+            where,
+            image_versions,
+            tag_name,
+            default_parent,
+            aliases,
+            max_age,
         )
 
     def kind(self, name: str, entries: Entries, key_node: yaml.Node) -> Kind:
@@ -365,7 +395,10 @@ class CatalogParser:
                 entries["digest"][1], f"invalid digest {digest!r}: expected sha256:<64 hex digits>"
             )
             digest = None
-        upstream = Upstream(d.upstream or "", tag, digest)
+        inline = digest is not None
+        upstream = Upstream(
+            d.upstream or "", tag, digest or self.pins.get(f"{d.name}:{v.name}"), inline
+        )
         return Version(v.name, v.location, v.aliases, (), (), upstream=upstream)
 
     def with_bootstrap(
@@ -487,3 +520,33 @@ class ImageDefaults:
         self.upstream = upstream
         self.dockerfile = dockerfile
         self.context = context
+
+
+def read_pins(path: Path, reader: Reader, node: yaml.Node | None) -> dict[str, str]:
+    """Upstream digests pinned by `socle pins update`: `image:version: sha256:...`.
+
+    A missing file is fine unless the catalog names it explicitly.
+    """
+    if not path.is_file():
+        if node is not None:
+            reader.error(node, f"pins file {path} does not exist (run `socle pins update`)")
+        return {}
+    pins_reader = Reader(str(path))
+    try:
+        root = yaml.compose(path.read_text(), Loader=LOADER)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        reader.problems.append(Problem(str(path), line, col, "invalid YAML in the pins file"))
+        return {}
+    pins: dict[str, str] = {}
+    if root is None:
+        return pins
+    for key, (_, value_node) in pins_reader.mapping(root, "the pins file", ()).items():
+        digest = pins_reader.scalar(value_node, key)
+        if digest is not None and not DIGEST_RE.match(digest):
+            pins_reader.error(value_node, f"invalid digest {digest!r} for {key}")
+        elif digest is not None:
+            pins[key] = digest
+    reader.problems.extend(pins_reader.problems)
+    return pins

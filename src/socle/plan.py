@@ -11,8 +11,9 @@ digest makes the child stale even when no input changed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import Enum
 
 from socle.convention import Variant
@@ -91,11 +92,16 @@ def make_plan(
     registry: str,
     inputs: Mapping[str, Components],
     published: Mapping[str, Published | None],
+    *,
+    now: datetime | None = None,
+    extra: Mapping[str, Sequence[Reason]] | None = None,
 ) -> Plan:
     """Decide build or skip for every variant of `graph`.
 
     `inputs` maps variant keys to their input digests; `published` maps each
     variant's exact reference to what the registry holds there (or None).
+    `now` enables the max_age rule; `extra` adds reasons found by detectors
+    outside the planner (pending security updates), by variant key.
     """
     steps: dict[str, Step] = {}
     for variant in graph.variants:
@@ -103,6 +109,7 @@ def make_plan(
         own = inputs[variant.key]
         current = published.get(variant.ref(registry))
         reasons = tuple(reasons_for(variant, own, parent, current))
+        reasons += age_reasons(variant, current, now) + tuple((extra or {}).get(variant.key, ()))
         steps[variant.key] = Step(
             variant=variant,
             refs=variant.refs(registry),
@@ -164,6 +171,32 @@ def parent_changes(parent: Step, current: Published) -> list[Reason]:
             )
         ]
     return []
+
+
+def age_reasons(
+    variant: Variant, current: Published | None, now: datetime | None
+) -> tuple[Reason, ...]:
+    """`published 9 days ago, older than max_age 7d` when the image's max_age is exceeded."""
+    limit = variant.image.max_age
+    if limit is None or now is None or current is None or not current.created:
+        return ()
+    try:
+        created = datetime.fromisoformat(current.created.replace("Z", "+00:00"))
+    except ValueError:
+        return ()
+    age = now - created
+    if age.total_seconds() <= limit.seconds:
+        return ()
+    return (
+        Reason("max-age", f"published {describe_age(age)} ago, older than max_age {limit.text}"),
+    )
+
+
+def describe_age(age: timedelta) -> str:
+    if age.days >= 2:
+        return f"{age.days} days"
+    hours = int(age.total_seconds() // 3600)
+    return f"{hours} hours" if hours >= 2 else f"{int(age.total_seconds() // 60)} minutes"
 
 
 def short(digest: str | None) -> str:

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
 from socle.catalog import Catalog
 from socle.graph import Graph
 from socle.inputs import InputReader
-from socle.plan import Plan, make_plan
+from socle.plan import Plan, Reason, make_plan
 from socle.state import PublishedState
 
 
-def plan_with_state(catalog: Catalog, graph: Graph, state: PublishedState) -> Plan:
-    """The plan for `graph` given what `state` says is published (one batched lookup)."""
+def plan_with_state(
+    catalog: Catalog,
+    graph: Graph,
+    state: PublishedState,
+    *,
+    now: datetime | None = None,
+    extra: Mapping[str, Sequence[Reason]] | None = None,
+) -> Plan:
+    """The plan for `graph` given what `state` says is published (one batched lookup).
+
+    `now` defaults to the current time (for max_age); `extra` adds reasons from
+    detectors such as pending security updates.
+    """
     reader = InputReader()
     inputs = {v.key: reader.components(v) for v in graph.variants}
     published = state.lookup([v.ref(catalog.registry) for v in graph.variants])
-    return make_plan(graph, catalog.registry, inputs, published)
+    moment = now or datetime.now(UTC)
+    return make_plan(graph, catalog.registry, inputs, published, now=moment, extra=extra)
 
 
 def plan_against_registry(catalog: Catalog, graph: Graph) -> Plan:

@@ -18,6 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from socle.process import run
+from tests.integration.helpers import skopeo_inspect
+from tests.integration.images import BUSYBOX, write_busybox_layout
+
 REGISTRY_BIN = "/usr/bin/docker-registry"
 
 
@@ -98,3 +102,16 @@ def docker_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     stack.up(paths, registry_addr=f"127.0.0.1:{free_port()}", docker=True)
     yield
     stack.down(paths)
+
+
+@pytest.fixture(scope="session")
+def busybox(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny upstream image (static busybox) in the test registry: `repo@digest`."""
+    if not BUSYBOX.exists():
+        pytest.fail("/bin/busybox is missing: run `make setup`")
+    layout = tmp_path_factory.mktemp("busybox") / "layout"
+    write_busybox_layout(layout)
+    ref = f"{registry.host}/upstream/busybox:1"
+    run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}", f"docker://{ref}"])
+    digest = skopeo_inspect(ref)["Digest"]
+    return f"{registry.host}/upstream/busybox@{digest}"

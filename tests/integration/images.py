@@ -19,10 +19,11 @@ def write_blob(layout: Path, data: bytes) -> dict[str, Any]:
     return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
-def busybox_layer() -> bytes:
+def busybox_layer(extra: dict[str, bytes] | None = None) -> bytes:
+    """busybox as /bin/sh with a few applets, plus `extra` files (path -> content)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, mode in (("bin", 0o755), ("tmp", 0o1777)):
+        for name, mode in (("bin", 0o755), ("tmp", 0o1777), ("etc", 0o755)):
             info = tarfile.TarInfo(name)
             info.type, info.mode = tarfile.DIRTYPE, mode
             tar.addfile(info)
@@ -34,13 +35,17 @@ def busybox_layer() -> bytes:
             info = tarfile.TarInfo(f"bin/{applet}")
             info.type, info.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(info)
+        for path, content in sorted((extra or {}).items()):
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(content), 0o644
+            tar.addfile(info, io.BytesIO(content))
     return buf.getvalue()
 
 
-def write_busybox_layout(layout: Path) -> None:
+def write_busybox_layout(layout: Path, *, extra: dict[str, bytes] | None = None) -> None:
     """An OCI image layout with one manifest: busybox as /bin/sh and a few applets."""
     (layout / "blobs" / "sha256").mkdir(parents=True)
-    layer = busybox_layer()
+    layer = busybox_layer(extra)
     layer_desc = write_blob(layout, layer)
     config = {
         "architecture": "amd64",

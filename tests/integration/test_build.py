@@ -3,46 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import bcrypt
 import httpx
 import pytest
 
-from socle.process import run
 from tests.integration.conftest import LocalRegistry, free_port
-from tests.integration.images import BUSYBOX, write_busybox_layout
+from tests.integration.helpers import skopeo_inspect, socle
 
 pytestmark = pytest.mark.integration
 
 FINGERPRINT = "io.github.socle.fingerprint"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
 BASE_NAME = "org.opencontainers.image.base.name"
-
-
-def socle(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "socle", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        check=False,
-        timeout=900,
-    )
-
-
-def skopeo_inspect(ref: str, *, raw: bool = False) -> Any:
-    cmd = (
-        ["skopeo", "inspect", "--tls-verify=false"]
-        + (["--raw"] if raw else [])
-        + [f"docker://{ref}"]
-    )
-    return json.loads(run(cmd).stdout)
 
 
 def uploads(registry: LocalRegistry) -> int:
@@ -54,19 +29,6 @@ def manifest_puts(registry: LocalRegistry) -> int:
     return registry.log().count('"PUT /v2/') and sum(
         1 for line in registry.log().splitlines() if "PUT /v2/" in line and "/manifests/" in line
     )
-
-
-@pytest.fixture(scope="session")
-def busybox(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tiny upstream image (static busybox) in the test registry: `repo@digest`."""
-    if not BUSYBOX.exists():
-        pytest.fail("/bin/busybox is missing: run `make setup`")
-    layout = tmp_path_factory.mktemp("busybox") / "layout"
-    write_busybox_layout(layout)
-    ref = f"{registry.host}/upstream/busybox:1"
-    run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}", f"docker://{ref}"])
-    digest = skopeo_inspect(ref)["Digest"]
-    return f"{registry.host}/upstream/busybox@{digest}"
 
 
 def write_family(

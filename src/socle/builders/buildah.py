@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from socle import process
-from socle.errors import InputError
 from socle.builders.interface import (
     BuildFailed,
     BuildRequest,
@@ -26,6 +25,7 @@ from socle.builders.interface import (
     prepare_output,
     single_manifest,
 )
+from socle.errors import InputError
 from socle.process import CommandError, Completed
 
 Runner = Callable[..., Completed]

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from socle import process
-from socle.errors import InputError
 from socle.builders.interface import (
     BuildFailed,
     BuildRequest,
@@ -25,6 +24,7 @@ from socle.builders.interface import (
     qualified_tag,
     single_manifest,
 )
+from socle.errors import InputError
 from socle.process import CommandError, Completed
 
 Runner = Callable[..., Completed]

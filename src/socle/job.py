@@ -1,0 +1,88 @@
+"""One build job: lock, plan, execute — what `socle build` and `socle watch` run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from socle.builders import BUILDERS
+from socle.catalog import Catalog
+from socle.events import Observer, ignore
+from socle.executor import Executor, Outcome, RunOptions
+from socle.graph import Graph
+from socle.lock import RunLock
+from socle.plan import Plan, Reason
+from socle.planning import plan_with_state
+from socle.registry.state import RegistryState
+from socle.stack import StackPaths
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """How to run a build job (the CLI's options)."""
+
+    builder: str = "buildah"
+    jobs: int = 2
+    only: tuple[str, ...] = ()
+    cascade: bool = True
+    keep_work: bool = False
+
+
+def selection(graph: Graph, only: Iterable[str], *, cascade: bool) -> set[str] | None:
+    """Variant keys a run may build: the `only` roots and (with cascade) their descendants.
+
+    None means everything. A needed descendant is never left out unless
+    `cascade` is False.
+    """
+    names = list(only)
+    if not names:
+        return None
+    roots = graph.select(names)
+    keys = {v.key for v in roots}
+    if cascade:
+        keys |= {d.key for v in roots for d in graph.descendants(v)}
+    return keys
+
+
+class BuildJob:
+    """Plans and executes one catalog against its registry, holding the run lock."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        graph: Graph,
+        state: RegistryState,
+        settings: JobSettings,
+        *,
+        lock_dir: Path | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.graph = graph
+        self.state = state
+        self.settings = settings
+        self.lock = RunLock(
+            lock_dir or StackPaths.default().root / "locks", catalog.path, catalog.registry
+        )
+        self.selected = selection(graph, settings.only, cascade=settings.cascade)
+
+    def plan(self, extra: Mapping[str, Sequence[Reason]] | None = None) -> Plan:
+        return plan_with_state(self.catalog, self.graph, self.state, extra=extra)
+
+    def pending(self, plan: Plan) -> int:
+        """How many builds this job will run."""
+        return sum(
+            1 for s in plan.builds() if self.selected is None or s.variant.key in self.selected
+        )
+
+    def execute(self, plan: Plan, observer: Observer = ignore) -> list[Outcome]:
+        """Build what `plan` says within the selection, then move tags."""
+        executor = Executor(
+            self.catalog,
+            self.graph,
+            client=self.state.client,
+            builder=BUILDERS[self.settings.builder](),
+            observer=observer,
+            options=RunOptions(jobs=self.settings.jobs, keep_work=self.settings.keep_work),
+        )
+        return executor.run(plan, selected=self.selected)
