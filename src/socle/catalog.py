@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from socle.imagetests.model import ImageTest
+
 
 @dataclass(frozen=True)
 class Location:
@@ -103,6 +105,7 @@ class Version:
     context: Path | None = None
     bootstrap: Bootstrap | None = None
     upstream: Upstream | None = None
+    tests: tuple[ImageTest, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class Image:
     default_parent: ParentRef | None = None
     aliases: tuple[str, ...] = ()  # e.g. "latest": the highest version (on the default parent)
     max_age: Duration | None = None  # rebuild when the published image is older (own or global)
+    tests: tuple[ImageTest, ...] = ()  # declared image tests (versions and children inherit them)
 
     def parent_images(self) -> set[str]:
         """Names of the catalog images this one is built on."""

@@ -163,6 +163,11 @@ def plan_cmd(catalog_path: Path, registry: str | None, as_json: bool) -> None:
 @click.option(
     "--keep-work", is_flag=True, help="Keep the work folder (layouts, logs) for debugging."
 )
+@click.option(
+    "--reports",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write gate reports here (JUnit XML of the image tests, SBOMs, scans).",
+)
 def build_cmd(
     catalog_path: Path,
     registry: str | None,
@@ -172,6 +177,7 @@ def build_cmd(
     builder: str,
     dry_run: bool,
     keep_work: bool,
+    reports: Path | None,
 ) -> None:
     """Build, push and tag what the plan says, parents first, in parallel."""
     from socle.display import RunDisplay, plan_table, run_summary
@@ -179,7 +185,7 @@ def build_cmd(
     from socle.registry.state import RegistryState
 
     catalog, graph = open_catalog(catalog_path, registry)
-    settings = JobSettings(builder, jobs, only, cascade, keep_work)
+    settings = JobSettings(builder, jobs, only, cascade, keep_work, reports)
     with RegistryState.from_config() as state:
         job = BuildJob(catalog, graph, state, settings)
         if dry_run:

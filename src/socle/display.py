@@ -90,9 +90,11 @@ class RunDisplay:
         if event.status is Status.BUILDING:
             return f"[bold]{key}[/]: building ({event.message})"
         if event.status is Status.PUSHING:
-            return f"[bold]{key}[/]: pushing {event.message}".rstrip()
+            return f"[bold]{key}[/]: {event.message or 'pushing'}"
         if event.status is Status.BUILT:
             return f"[green]{key}[/]: built {event.digest} in {event.seconds or 0:.1f} s"
+        if event.status is Status.TESTING:
+            return f"[bold]{key}[/]: gate {event.message}"
         if event.status is Status.TAGGED:
             return f"[bold]{key}[/]: tagged {event.message}"
         if event.status is Status.FAILED:
@@ -104,7 +106,7 @@ def run_summary(outcomes: Sequence[Outcome], console: Console | None = None) -> 
     """The end-of-run table: every variant's status, duration and digest."""
     console = console or Console()
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("image", "status", "time", "digest", "tags moved"):
+    for column in ("image", "status", "time", "digest", "gates", "tags moved"):
         table.add_column(column)
     colours = {Status.BUILT: "green", Status.FAILED: "red", Status.BLOCKED: "yellow"}
     for o in outcomes:
@@ -114,6 +116,7 @@ def run_summary(outcomes: Sequence[Outcome], console: Console | None = None) -> 
             f"[{colour}]{o.status.value}[/]",
             f"{o.seconds:.1f} s" if o.seconds else "",
             o.digest[:19] if o.digest else "",
+            "; ".join(o.notes),
             " ".join(o.tags_moved),
         )
     console.print(table)

@@ -12,6 +12,7 @@ class Status(Enum):
 
     QUEUED = "queued"
     BUILDING = "building"
+    TESTING = "testing"  # running a gate (tests, SBOM, scan)
     PUSHING = "pushing"
     BUILT = "built"
     SKIPPED = "skipped"

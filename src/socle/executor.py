@@ -15,18 +15,20 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from socle import process
 from socle.bootstrap import BootstrapSpec, bootstrap
 from socle.builders.interface import Builder, BuildRequest
 from socle.catalog import Catalog, Kind
 from socle.convention import Variant
 from socle.errors import InputError, SocleError
 from socle.events import Event, Observer, Status, ignore
+from socle.gates import Gate, Subject
 from socle.graph import Graph
 from socle.plan import Action, Plan, Step
 from socle.registry.client import RegistryClient
@@ -50,6 +52,7 @@ class Outcome:
     seconds: float = 0.0
     error: str | None = None
     tags_moved: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what each gate found
 
     @property
     def key(self) -> str:
@@ -76,6 +79,7 @@ class Executor:
         observer: Observer = ignore,
         options: RunOptions | None = None,
         revision: Revision | None = None,
+        gates: Sequence[Gate] = (),
     ) -> None:
         self.catalog = catalog
         self.graph = graph
@@ -84,6 +88,7 @@ class Executor:
         self.observer = observer
         self.options = options or RunOptions()
         self.revision = revision or Revision.of(catalog.path.parent)
+        self.gates = tuple(gates)
         self._lock = threading.Lock()
 
     def run(self, plan: Plan, *, selected: set[str] | None = None) -> list[Outcome]:
@@ -166,30 +171,60 @@ class Executor:
         )
 
     def _produce(self, step: Step, outcomes: dict[str, Outcome], work: Path) -> str:
-        """Produce, push by digest and tag exactly one variant; return its digest."""
+        """Produce one variant, pass it through the gates, push it by digest, tag it exactly."""
         started = time.monotonic()
         variant = step.variant
         target = Reference(self.catalog.registry, variant.image.repository)
         parent_digest = self._parent_digest(variant, outcomes)
         annotations = self.annotations(step, parent_digest)
         folder = work / variant.key.replace(":", "_").replace("/", "_")
-        if variant.image.kind is Kind.UPSTREAM:
-            digest = self._republish(variant, target)
-        else:
-            if variant.image.kind is Kind.BOOTSTRAP:
+        local = f"socle-build/{variant.image.name}:{variant.exact_tag}"
+        upstream = variant.image.kind is Kind.UPSTREAM
+        try:
+            if upstream:
+                digest = self._republish(variant, target)
+                layout = self._fetch(target.with_digest(digest), folder / "layout")
+            elif variant.image.kind is Kind.BOOTSTRAP:
                 layout = self._bootstrap(variant, folder, annotations)
             else:
                 assert parent_digest is not None
-                layout = self._build(variant, folder, annotations, parent_digest)
-            self.observer(Event(Status.PUSHING, variant.key))
-            mount = [variant.parent.image.repository] if variant.parent else []
-            manifest = self.client.push_layout(
-                layout, target, annotations=annotations, mount_from=mount
-            )
-            digest = manifest.digest
+                layout = self._build(variant, folder, annotations, parent_digest, local)
+            built = variant.image.kind is Kind.BUILD
+            subject = Subject(variant, layout, local, self._loader(layout, local, built=built))
+            for gate in self.gates:
+                self.observer(Event(Status.TESTING, variant.key, gate.name))
+                annotations.update(gate.check(subject))
+            outcomes[variant.key].notes = subject.notes
+            if not upstream:
+                self.observer(Event(Status.PUSHING, variant.key))
+                mount = [variant.parent.image.repository] if variant.parent else []
+                manifest = self.client.push_layout(
+                    layout, target, annotations=annotations, mount_from=mount
+                )
+                digest = manifest.digest
+        finally:
+            self.builder.remove(local)
         self.client.tag(target.with_digest(digest), variant.exact_tag)
         outcomes[variant.key].seconds = time.monotonic() - started
         return digest
+
+    def _loader(self, layout: Path, name: str, *, built: bool) -> Callable[[], None]:
+        """Loads the layout into the builder once, when a gate first needs a container."""
+        loaded = [built]  # a built image is already in the builder's storage
+
+        def load() -> None:
+            if not loaded[0]:
+                self.builder.load(layout, name)
+                loaded[0] = True
+
+        return load
+
+    def _fetch(self, ref: Reference, layout: Path) -> Path:
+        """A local OCI layout of a published image, for the gates to examine."""
+        tls = [] if not insecure(ref.registry) else ["--src-tls-verify=false"]
+        layout.parent.mkdir(parents=True, exist_ok=True)
+        process.run(["skopeo", "copy", "--quiet", *tls, f"docker://{ref}", f"oci:{layout}"])
+        return layout
 
     def _parent_digest(self, variant: Variant, outcomes: Mapping[str, Outcome]) -> str | None:
         if variant.parent is None:
@@ -233,7 +268,12 @@ class Executor:
         return result.layout
 
     def _build(
-        self, variant: Variant, folder: Path, labels: Mapping[str, str], parent_digest: str
+        self,
+        variant: Variant,
+        folder: Path,
+        labels: Mapping[str, str],
+        parent_digest: str,
+        name: str,
     ) -> Path:
         assert variant.parent is not None and variant.version.context and variant.version.dockerfile
         base = f"{self.catalog.registry}/{variant.parent.image.repository}@{parent_digest}"
@@ -242,13 +282,11 @@ class Executor:
             dockerfile=variant.version.dockerfile,
             build_args={**dict(variant.version.build_args), "BASE_IMAGE": base},
             labels=labels,
-            name=f"socle-build/{variant.image.name}:{variant.exact_tag}",
+            name=name,
             output=folder / "layout",
             insecure_registries=insecure(self.catalog.registry),
         )
-        result = self.builder.build(request)
-        self.builder.remove(request.name)
-        return result.layout
+        return self.builder.build(request).layout
 
     def annotations(self, step: Step, parent_digest: str | None) -> dict[str, str]:
         """What socle records on every image it publishes (manifest annotations and labels)."""

@@ -10,6 +10,7 @@ from socle.builders import BUILDERS
 from socle.catalog import Catalog
 from socle.events import Observer, ignore
 from socle.executor import Executor, Outcome, RunOptions
+from socle.gates import TestGate
 from socle.graph import Graph
 from socle.lock import RunLock
 from socle.plan import Plan, Reason
@@ -27,6 +28,7 @@ class JobSettings:
     only: tuple[str, ...] = ()
     cascade: bool = True
     keep_work: bool = False
+    reports: Path | None = None  # JUnit XML and other gate reports go here
 
 
 def selection(graph: Graph, only: Iterable[str], *, cascade: bool) -> set[str] | None:
@@ -77,12 +79,14 @@ class BuildJob:
 
     def execute(self, plan: Plan, observer: Observer = ignore) -> list[Outcome]:
         """Build what `plan` says within the selection, then move tags."""
+        builder = BUILDERS[self.settings.builder]()
         executor = Executor(
             self.catalog,
             self.graph,
             client=self.state.client,
-            builder=BUILDERS[self.settings.builder](),
+            builder=builder,
             observer=observer,
             options=RunOptions(jobs=self.settings.jobs, keep_work=self.settings.keep_work),
+            gates=[TestGate(builder, self.settings.reports)],
         )
         return executor.run(plan, selected=self.selected)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from socle.catalog import (
     Version,
 )
 from socle.errors import InputError, Problem
+from socle.imagetests.parse import parse_tests
 
 # libyaml's composer is ~10x faster; node marks are the same.
 LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -46,8 +48,19 @@ IMAGE_KEYS = (
     "args",
     "versions",
     "max_age",
+    "tests",
 )
-VERSION_KEYS = ("aliases", "parents", "args", "dockerfile", "context", "digest", "tag", "bootstrap")
+VERSION_KEYS = (
+    "aliases",
+    "parents",
+    "args",
+    "dockerfile",
+    "context",
+    "digest",
+    "tag",
+    "bootstrap",
+    "tests",
+)
 BOOTSTRAP_KEYS = (
     "distribution",
     "suite",
@@ -271,6 +284,7 @@ class CatalogParser:
                 entries["aliases"][0],
                 f"image {name!r} has aliases but no `default_parent` to put them on",
             )
+        tests = parse_tests(self.r, entries["tests"][1]) if "tests" in entries else ()
         return Image(
             name,
             repository,
@@ -281,6 +295,7 @@ class CatalogParser:
             default_parent,
             aliases,
             max_age,
+            tests,
         )
 
     def kind(self, name: str, entries: Entries, key_node: yaml.Node) -> Kind:
@@ -340,7 +355,8 @@ class CatalogParser:
         if "args" in entries:
             args.update(self.args(entries["args"][1]))
         parents = self.parents(entries["parents"][1]) if "parents" in entries else d.parents
-        version = Version(name, where, aliases, parents, tuple(sorted(args.items())))
+        tests = parse_tests(self.r, entries["tests"][1]) if "tests" in entries else ()
+        version = Version(name, where, aliases, parents, tuple(sorted(args.items())), tests=tests)
         if d.kind is Kind.BUILD:
             return self.with_sources(version, entries, d, key_node)
         if d.kind is Kind.UPSTREAM:
@@ -385,7 +401,7 @@ class CatalogParser:
                 dockerfile_node or key_node,
                 f"Dockerfile {self.shown(dockerfile)} of {d.name}:{v.name} does not exist (create it or set `dockerfile:`)",
             )
-        return Version(v.name, v.location, v.aliases, v.parents, v.build_args, dockerfile, context)
+        return replace(v, dockerfile=dockerfile, context=context)
 
     def with_upstream(self, v: Version, entries: Entries, d: ImageDefaults) -> Version:
         tag = self.optional_scalar(entries, "tag", "tag") or v.name
@@ -399,7 +415,7 @@ class CatalogParser:
         upstream = Upstream(
             d.upstream or "", tag, digest or self.pins.get(f"{d.name}:{v.name}"), inline
         )
-        return Version(v.name, v.location, v.aliases, (), (), upstream=upstream)
+        return replace(v, parents=(), build_args=(), upstream=upstream)
 
     def with_bootstrap(
         self, v: Version, entries: Entries, d: ImageDefaults, key_node: yaml.Node
@@ -414,7 +430,7 @@ class CatalogParser:
                 )
             )
         bootstrap = self.bootstrap(fields, key_node, f"{d.name}:{v.name}")
-        return Version(v.name, v.location, v.aliases, (), (), bootstrap=bootstrap)
+        return replace(v, parents=(), build_args=(), bootstrap=bootstrap)
 
     def bootstrap(self, fields: Entries, owner: yaml.Node, what: str) -> Bootstrap:
         def text(key: str, default: str) -> str:

@@ -1,0 +1,84 @@
+"""Trust gates in `socle build`: nothing is tagged before it passed them."""
+
+from __future__ import annotations
+
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import LocalRegistry
+from tests.integration.helpers import skopeo_inspect, socle
+
+pytestmark = pytest.mark.integration
+
+
+def family_with_tests(root: Path, namespace: str, upstream: str, leaf_expects: str) -> Path:
+    image, digest = upstream.split("@")
+    for name, body in (("tool", "RUN echo tool-1 > /tool"), ("leaf", "RUN echo leaf > /leaf")):
+        (root / name).mkdir(parents=True)
+        (root / name / "Dockerfile").write_text(f"ARG BASE_IMAGE\nFROM ${{BASE_IMAGE}}\n{body}\n")
+    path = root / "catalog.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            registry: 127.0.0.1:1
+            namespace: {namespace}
+            images:
+              base:
+                upstream: {image}
+                versions:
+                  "1": {{digest: "{digest}"}}
+                tests:
+                  - name: has a shell
+                    file: /bin/sh
+                    type: link
+              tool:
+                parents: [base]
+                versions: ["1"]
+                tests:
+                  - name: tool is installed
+                    command: [cat, /tool]
+                    stdout: '^tool-1$'
+                  - name: path
+                    metadata: {{env: {{PATH: /bin}}}}
+              leaf:
+                parents: [tool]
+                versions: ["2"]
+                tests:
+                  - name: leaf answers
+                    command: [cat, /leaf]
+                    stdout: '^{leaf_expects}$'
+            """
+        )
+    )
+    return path
+
+
+def test_passing_tests_are_recorded_and_a_failing_test_blocks_the_tags(
+    registry: LocalRegistry, busybox: str, tmp_path: Path
+) -> None:
+    catalog = family_with_tests(tmp_path, "gated", busybox, leaf_expects="something else")
+    reports = tmp_path / "reports"
+    env = {"SOCLE_REGISTRY": registry.host, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    result = socle("build", "-c", str(catalog), "--reports", str(reports), env=env)
+    assert result.returncode == 1
+    assert "image tests failed for leaf:2-tool1-base1 (3 passed, 1 failed" in result.stderr
+    assert "leaf answers" in result.stderr
+    # The failed image has no tag at all; its parents passed (inherited tests included) and are tagged.
+    assert not httpx.get(f"http://{registry.host}/v2/gated/leaf/tags/list").json().get("tags")
+    tool = skopeo_inspect(f"{registry.host}/gated/tool:1-base1", raw=True)["annotations"]
+    assert tool["io.github.socle.tests"].startswith("3 passed")  # 2 own + 1 inherited from base
+    suite = ET.parse(reports / "tool_1-base1.junit.xml").getroot()
+    assert suite.get("tests") == "3" and suite.get("failures") == "0"
+    failed = ET.parse(reports / "leaf_2-tool1-base1.junit.xml").getroot()
+    assert failed.get("failures") == "1"
+
+    fixed = family_with_tests(tmp_path / "fixed", "gated", busybox, leaf_expects="leaf")
+    again = socle("build", "-c", str(fixed), env=env)
+    assert again.returncode == 0, again.stderr
+    assert skopeo_inspect(f"{registry.host}/gated/leaf:2-tool1-base1")["Digest"].startswith(
+        "sha256:"
+    )
