@@ -183,7 +183,7 @@ class Executor:
         try:
             if upstream:
                 digest = self._republish(variant, target)
-                layout = self._fetch(target.with_digest(digest), folder / "layout")
+                layout = fetch_layout(target.with_digest(digest), folder / "layout")
             elif variant.image.kind is Kind.BOOTSTRAP:
                 layout = self._bootstrap(variant, folder, annotations)
             else:
@@ -218,13 +218,6 @@ class Executor:
                 loaded[0] = True
 
         return load
-
-    def _fetch(self, ref: Reference, layout: Path) -> Path:
-        """A local OCI layout of a published image, for the gates to examine."""
-        tls = [] if not insecure(ref.registry) else ["--src-tls-verify=false"]
-        layout.parent.mkdir(parents=True, exist_ok=True)
-        process.run(["skopeo", "copy", "--quiet", *tls, f"docker://{ref}", f"oci:{layout}"])
-        return layout
 
     def _parent_digest(self, variant: Variant, outcomes: Mapping[str, Outcome]) -> str | None:
         if variant.parent is None:
@@ -343,6 +336,14 @@ class Executor:
     def _healthy(self, variant: Variant, outcomes: Mapping[str, Outcome]) -> bool:
         chain = [variant, *self.graph.ancestors(variant)]
         return all(outcomes[v.key].status in (Status.BUILT, Status.SKIPPED) for v in chain)
+
+
+def fetch_layout(ref: Reference, layout: Path) -> Path:
+    """A local OCI layout of a published image (skopeo), for gates and checks to examine."""
+    tls = [] if not insecure(ref.registry) else ["--src-tls-verify=false"]
+    layout.parent.mkdir(parents=True, exist_ok=True)
+    process.run(["skopeo", "copy", "--quiet", *tls, f"docker://{ref}", f"oci:{layout}"])
+    return layout
 
 
 def insecure(registry: str) -> tuple[str, ...]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-from socle.builders import BUILDERS
+from socle.builders import BUILDERS, Builder
 from socle.catalog import Catalog
+from socle.detectors import security_reasons
 from socle.events import Observer, ignore
 from socle.executor import Executor, Outcome, RunOptions
 from socle.gates import TestGate
@@ -29,6 +31,7 @@ class JobSettings:
     cascade: bool = True
     keep_work: bool = False
     reports: Path | None = None  # JUnit XML and other gate reports go here
+    security_updates: bool = False  # check published OS images for pending security updates
 
 
 def selection(graph: Graph, only: Iterable[str], *, cascade: bool) -> set[str] | None:
@@ -68,8 +71,21 @@ class BuildJob:
         )
         self.selected = selection(graph, settings.only, cascade=settings.cascade)
 
+    @cached_property
+    def builder(self) -> Builder:
+        return BUILDERS[self.settings.builder]()
+
     def plan(self, extra: Mapping[str, Sequence[Reason]] | None = None) -> Plan:
-        return plan_with_state(self.catalog, self.graph, self.state, extra=extra)
+        """The plan; with `security_updates`, OS images with pending security fixes rebuild."""
+        plan = plan_with_state(self.catalog, self.graph, self.state, extra=extra)
+        if not self.settings.security_updates:
+            return plan
+        found = security_reasons(self.catalog, plan, self.builder)
+        if not found:
+            return plan
+        return plan_with_state(
+            self.catalog, self.graph, self.state, extra={**(extra or {}), **found}
+        )
 
     def pending(self, plan: Plan) -> int:
         """How many builds this job will run."""
@@ -79,7 +95,7 @@ class BuildJob:
 
     def execute(self, plan: Plan, observer: Observer = ignore) -> list[Outcome]:
         """Build what `plan` says within the selection, then move tags."""
-        builder = BUILDERS[self.settings.builder]()
+        builder = self.builder
         executor = Executor(
             self.catalog,
             self.graph,

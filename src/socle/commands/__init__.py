@@ -1,0 +1,1 @@
+"""The `socle` subcommands, one module per area; :mod:`socle.cli` registers them."""

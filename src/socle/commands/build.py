@@ -1,0 +1,221 @@
+"""Commands that compare the catalog with the registry: plan, why, build, pins update."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from socle.commands.options import builder_option, catalog_options, open_catalog, security_option
+from socle.errors import SocleError
+from socle.events import Observer, Status
+from socle.executor import Outcome
+from socle.job import BuildJob, JobSettings
+
+
+@click.command("plan")
+@catalog_options
+@builder_option
+@security_option(default=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan_cmd(
+    catalog_path: Path, registry: str | None, builder: str, security_updates: bool, as_json: bool
+) -> None:
+    """Show what must be built and why, against what the registry holds now."""
+    from socle.display import plan_table
+    from socle.registry.state import RegistryState
+
+    catalog, graph = open_catalog(catalog_path, registry)
+    settings = JobSettings(builder=builder, security_updates=security_updates)
+    with RegistryState.from_config() as state:
+        plan = BuildJob(catalog, graph, state, settings).plan()
+    if as_json:
+        click.echo(plan.to_json())
+    else:
+        plan_table(plan)
+
+
+@click.command("why")
+@catalog_options
+@builder_option
+@security_option(default=True)
+@click.argument("image")
+def why_cmd(
+    catalog_path: Path, registry: str | None, builder: str, security_updates: bool, image: str
+) -> None:
+    """Print every reason IMAGE (each of its variants) would be rebuilt now, or that it is current."""
+    from socle.registry.state import RegistryState
+
+    catalog, graph = open_catalog(catalog_path, registry)
+    wanted = graph.select([image])
+    lineage = {a.key for v in wanted for a in [v, *graph.ancestors(v)]}
+    settings = JobSettings(builder=builder, security_updates=False)
+    with RegistryState.from_config() as state:
+        job = BuildJob(catalog, graph, state, settings)
+        plan = job.plan()
+        if security_updates:
+            from socle.detectors import security_reasons
+
+            lineage_variants = [v for v in graph.variants if v.key in lineage]
+            found = security_reasons(catalog, plan, job.builder, lineage_variants)
+            plan = job.plan(extra=found) if found else plan
+    keys = {v.key for v in wanted}
+    for step in (s for s in plan.steps if s.variant.key in keys):
+        if not step.reasons:
+            digest = step.published.digest if step.published else ""
+            click.echo(f"{step.variant.key}: current ({digest})")
+            continue
+        click.echo(f"{step.variant.key}: rebuild")
+        for reason in step.reasons:
+            click.echo(f"  - {reason.text}")
+
+
+@click.command("build")
+@catalog_options
+@builder_option
+@security_option(default=False)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Images built in parallel.",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="IMAGE",
+    help="Limit the roots to IMAGE (`java`, `java:17`); its descendants still rebuild.",
+)
+@click.option(
+    "--cascade/--no-cascade",
+    default=True,
+    show_default=True,
+    help="Rebuild every descendant of what is rebuilt.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Show the plan and what would be built; change nothing."
+)
+@click.option(
+    "--keep-work", is_flag=True, help="Keep the work folder (layouts, logs) for debugging."
+)
+@click.option(
+    "--reports",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write gate reports here (JUnit XML of the image tests, SBOMs, scans).",
+)
+@click.option(
+    "--events",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON line per event on stdout (for log collectors).",
+)
+@click.option(
+    "--notify",
+    "notify_url",
+    envvar="SOCLE_NOTIFY_URL",
+    metavar="URL",
+    help="POST a Slack-compatible summary of the run here (env SOCLE_NOTIFY_URL).",
+)
+def build_cmd(
+    catalog_path: Path,
+    registry: str | None,
+    builder: str,
+    security_updates: bool,
+    jobs: int,
+    only: tuple[str, ...],
+    cascade: bool,
+    dry_run: bool,
+    keep_work: bool,
+    reports: Path | None,
+    events: str,
+    notify_url: str | None,
+) -> None:
+    """Build, test, push and tag what the plan says, parents first, in parallel."""
+    from socle.display import plan_table, run_summary
+    from socle.registry.state import RegistryState
+
+    catalog, graph = open_catalog(catalog_path, registry)
+    settings = JobSettings(builder, jobs, only, cascade, keep_work, reports, security_updates)
+    with RegistryState.from_config() as state:
+        job = BuildJob(catalog, graph, state, settings)
+        if dry_run:
+            plan_table(job.plan())
+            return
+        outcomes = run_job(job, events=events, notify_url=notify_url)
+    if events == "text":
+        run_summary(outcomes)
+    fail_on(outcomes)
+
+
+def run_job(job: BuildJob, *, events: str, notify_url: str | None) -> list[Outcome]:
+    """Lock, plan and execute `job` with the chosen displays; notify the webhook at the end."""
+    from socle.display import RunDisplay
+    from socle.notify import JsonLines, WebhookNotifier, tee
+
+    with job.lock:
+        plan = job.plan()
+        observers: list[Observer] = []
+        notifier = (
+            WebhookNotifier(notify_url, title=f"socle {job.catalog.path}") if notify_url else None
+        )
+        if notifier is not None:
+            observers.append(notifier)
+        if events == "json":
+            observers.append(JsonLines())
+            outcomes = job.execute(plan, tee(*observers))
+        else:
+            with RunDisplay(job.pending(plan)) as display:
+                outcomes = job.execute(plan, tee(display, *observers))
+        if notifier is not None:
+            notifier.finish()
+            notifier.close()
+    return outcomes
+
+
+def fail_on(outcomes: list[Outcome]) -> None:
+    failed = [o for o in outcomes if o.status in (Status.FAILED, Status.BLOCKED)]
+    if failed:
+        names = ", ".join(f"{o.key} ({o.status.value})" for o in failed)
+        raise SocleError(f"{len(failed)} image(s) not published: {names}")
+
+
+@click.group("pins")
+def pins_group() -> None:
+    """Upstream images pinned by digest."""
+
+
+@pins_group.command("update")
+@catalog_options
+def pins_update_cmd(catalog_path: Path, registry: str | None) -> None:
+    """Re-resolve every upstream tag to its digest and rewrite the pins file."""
+    from socle import pins
+    from socle.registry.client import RegistryClient
+
+    catalog, _ = open_catalog(catalog_path, registry)
+    assert catalog.pins_path is not None
+    with RegistryClient.from_config() as client:
+        changes = pins.resolve(catalog, client)
+    pins.write(catalog.pins_path, changes)
+    for change in changes:
+        if change.inline:
+            note = (
+                "pinned inline in the catalog; edit it there"
+                if change.changed
+                else "inline, current"
+            )
+            click.echo(f"{change.key}: {change.upstream} -> {change.after} ({note})")
+        elif change.changed:
+            click.echo(
+                f"{change.key}: {change.upstream} {change.before or 'unpinned'} -> {change.after}"
+            )
+        else:
+            click.echo(f"{change.key}: {change.upstream} unchanged")
+    moved = sum(1 for c in changes if c.changed and not c.inline)
+    click.echo(f"{os.path.relpath(catalog.pins_path)}: {moved} pin(s) changed")
+
+
+COMMANDS = [plan_cmd, why_cmd, build_cmd, pins_group]
