@@ -11,6 +11,7 @@ import click
 from socle import __version__
 from socle.commands import build, catalog, stack, testing, watch
 from socle.errors import SocleError
+from socle.signing import commands as signing_commands
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -29,8 +30,15 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     )
 
 
-for module in (catalog, build, testing, watch, stack):
-    for command in module.COMMANDS:
+for commands in (
+    catalog.COMMANDS,
+    build.COMMANDS,
+    testing.COMMANDS,
+    signing_commands.COMMANDS,
+    watch.COMMANDS,
+    stack.COMMANDS,
+):
+    for command in commands:
         cli.add_command(command)
 
 

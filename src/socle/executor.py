@@ -28,7 +28,7 @@ from socle.catalog import Catalog, Kind
 from socle.convention import Variant
 from socle.errors import InputError, SocleError
 from socle.events import Event, Observer, Status, ignore
-from socle.gates import Gate, Subject
+from socle.gates import Gate, Publisher, Subject
 from socle.graph import Graph
 from socle.plan import Action, Plan, Step
 from socle.registry.client import RegistryClient
@@ -80,6 +80,7 @@ class Executor:
         options: RunOptions | None = None,
         revision: Revision | None = None,
         gates: Sequence[Gate] = (),
+        publishers: Sequence[Publisher] = (),
     ) -> None:
         self.catalog = catalog
         self.graph = graph
@@ -89,6 +90,7 @@ class Executor:
         self.options = options or RunOptions()
         self.revision = revision or Revision.of(catalog.path.parent)
         self.gates = tuple(gates)
+        self.publishers = tuple(publishers)
         self._lock = threading.Lock()
 
     def run(self, plan: Plan, *, selected: set[str] | None = None) -> list[Outcome]:
@@ -190,7 +192,9 @@ class Executor:
                 assert parent_digest is not None
                 layout = self._build(variant, folder, annotations, parent_digest, local)
             built = variant.image.kind is Kind.BUILD
-            subject = Subject(variant, layout, local, self._loader(layout, local, built=built))
+            subject = Subject(
+                variant, layout, local, self._loader(layout, local, built=built), annotations
+            )
             for gate in self.gates:
                 self.observer(Event(Status.TESTING, variant.key, gate.name))
                 annotations.update(gate.check(subject))
@@ -202,6 +206,9 @@ class Executor:
                     layout, target, annotations=annotations, mount_from=mount
                 )
                 digest = manifest.digest
+            for publisher in self.publishers:
+                self.observer(Event(Status.PUSHING, variant.key, publisher.name))
+                publisher.publish(subject, target.with_digest(digest))
         finally:
             self.builder.remove(local)
         self.client.tag(target.with_digest(digest), variant.exact_tag)
@@ -335,7 +342,7 @@ class Executor:
 
     def _healthy(self, variant: Variant, outcomes: Mapping[str, Outcome]) -> bool:
         chain = [variant, *self.graph.ancestors(variant)]
-        return all(outcomes[v.key].status in (Status.BUILT, Status.SKIPPED) for v in chain)
+        return not any(outcomes[v.key].status in (Status.FAILED, Status.BLOCKED) for v in chain)
 
 
 def fetch_layout(ref: Reference, layout: Path) -> Path:

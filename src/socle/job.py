@@ -12,12 +12,13 @@ from socle.catalog import Catalog
 from socle.detectors import security_reasons
 from socle.events import Observer, ignore
 from socle.executor import Executor, Outcome, RunOptions
-from socle.gates import TestGate
+from socle.gates import Publisher, SignPublisher, TestGate
 from socle.graph import Graph
 from socle.lock import RunLock
 from socle.plan import Plan, Reason
 from socle.planning import plan_with_state
 from socle.registry.state import RegistryState
+from socle.signing import SigningKey
 from socle.stack import StackPaths
 
 
@@ -61,6 +62,7 @@ class BuildJob:
         settings: JobSettings,
         *,
         lock_dir: Path | None = None,
+        signing_key: SigningKey | None = None,
     ) -> None:
         self.catalog = catalog
         self.graph = graph
@@ -70,6 +72,7 @@ class BuildJob:
             lock_dir or StackPaths.default().root / "locks", catalog.path, catalog.registry
         )
         self.selected = selection(graph, settings.only, cascade=settings.cascade)
+        self.signing_key = signing_key
 
     @cached_property
     def builder(self) -> Builder:
@@ -104,5 +107,17 @@ class BuildJob:
             observer=observer,
             options=RunOptions(jobs=self.settings.jobs, keep_work=self.settings.keep_work),
             gates=[TestGate(builder, self.settings.reports)],
+            publishers=self.publishers(),
         )
         return executor.run(plan, selected=self.selected)
+
+    def publishers(self) -> list[Publisher]:
+        if self.signing_key is None:
+            return []
+        signer = SignPublisher(
+            self.state.client,
+            self.signing_key,
+            catalog=self.catalog.path,
+            builder=self.settings.builder,
+        )
+        return [signer]

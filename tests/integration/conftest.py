@@ -41,7 +41,9 @@ def require(tool: str) -> str:
 class LocalRegistry:
     """A running registry: its host:port, its storage and its log file."""
 
-    def __init__(self, root: Path, *, htpasswd: Path | None = None) -> None:
+    def __init__(
+        self, root: Path, *, htpasswd: Path | None = None, notify: tuple[str, str] | None = None
+    ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -58,6 +60,14 @@ class LocalRegistry:
             + (
                 f"auth:\n  htpasswd:\n    realm: socle-test\n    path: {htpasswd}\n"
                 if htpasswd
+                else ""
+            )
+            + (
+                "notifications:\n  endpoints:\n    - name: socle\n"
+                f"      url: {notify[0]}\n"
+                f"      headers:\n        Authorization: [Bearer {notify[1]}]\n"
+                "      timeout: 2s\n      threshold: 3\n      backoff: 1s\n"
+                if notify
                 else ""
             )
         )

@@ -82,3 +82,39 @@ def test_passing_tests_are_recorded_and_a_failing_test_blocks_the_tags(
     assert skopeo_inspect(f"{registry.host}/gated/leaf:2-tool1-base1")["Digest"].startswith(
         "sha256:"
     )
+
+
+def test_build_signs_and_attests_every_image_before_its_tags(
+    registry: LocalRegistry, busybox: str, tmp_path: Path
+) -> None:
+    from socle.registry.client import RegistryClient
+    from socle.registry.reference import Reference
+    from socle.signing import SIGN_PREDICATE, SLSA_PROVENANCE_V1
+    from tests.integration.test_signing import bundles_from_registry, js_verify
+
+    catalog = family_with_tests(tmp_path, "signed", busybox, leaf_expects="leaf")
+    env = {
+        "SOCLE_REGISTRY": registry.host,
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "SOCLE_PASSWORD": "correct horse",
+    }
+    assert socle("keygen", "--out", str(tmp_path / "ops"), env=env).returncode == 0
+    result = socle("build", "-c", str(catalog), "--sign-key", str(tmp_path / "ops.key"), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "correct horse" not in result.stdout + result.stderr
+    leaf = f"{registry.host}/signed/leaf:2-tool1-base1"
+
+    verified = socle("verify", "--key", str(tmp_path / "ops.pub"), leaf, env=env)
+    assert verified.returncode == 0, verified.stderr
+    attestation = socle("verify-attestation", "--key", str(tmp_path / "ops.pub"), leaf, env=env)
+    assert attestation.returncode == 0, attestation.stderr
+    tool_digest = skopeo_inspect(f"{registry.host}/signed/tool:1-base1")["Digest"]
+    assert tool_digest.split(":")[1] in attestation.stdout  # the parent the leaf was built on
+
+    # The reference JavaScript verifier accepts both bundles fetched back from the registry.
+    with RegistryClient() as client:
+        digest = skopeo_inspect(leaf)["Digest"]
+        bundles = bundles_from_registry(client, Reference.parse(leaf).with_digest(digest))
+    for predicate in (SIGN_PREDICATE, SLSA_PROVENANCE_V1):
+        checked = js_verify(tmp_path, bundles[predicate], tmp_path / "ops.pub", digest, predicate)
+        assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -120,6 +120,12 @@ def why_cmd(
     metavar="URL",
     help="POST a Slack-compatible summary of the run here (env SOCLE_NOTIFY_URL).",
 )
+@click.option(
+    "--sign-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="SOCLE_SIGNING_KEY",
+    help="Sign and attest every image with this cosign key (passphrase: env SOCLE_PASSWORD).",
+)
 def build_cmd(
     catalog_path: Path,
     registry: str | None,
@@ -133,6 +139,7 @@ def build_cmd(
     reports: Path | None,
     events: str,
     notify_url: str | None,
+    sign_key: Path | None,
 ) -> None:
     """Build, test, push and tag what the plan says, parents first, in parallel."""
     from socle.display import plan_table, run_summary
@@ -140,8 +147,17 @@ def build_cmd(
 
     catalog, graph = open_catalog(catalog_path, registry)
     settings = JobSettings(builder, jobs, only, cascade, keep_work, reports, security_updates)
+    key = None
+    if sign_key is not None and not dry_run:
+        from socle.signing.commands import read_signing_key
+
+        key = read_signing_key(sign_key)
+    elif not dry_run:
+        click.echo(
+            "socle: images will not be signed (pass --sign-key; see `socle keygen`)", err=True
+        )
     with RegistryState.from_config() as state:
-        job = BuildJob(catalog, graph, state, settings)
+        job = BuildJob(catalog, graph, state, settings, signing_key=key)
         if dry_run:
             plan_table(job.plan())
             return
