@@ -5,11 +5,15 @@ Parsing and validation live in :mod:`socle.loader`; everything here is plain dat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from socle.imagetests.model import ImageTest
+
+if TYPE_CHECKING:
+    from socle.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,14 @@ class Image:
 
 
 @dataclass(frozen=True)
+class ScanConfig:
+    """Which scanner checks images, and where its data comes from."""
+
+    scanner: str = "debian"
+    db: str | None = None  # file, file:// or http(s) URL of the Security Tracker JSON
+
+
+@dataclass(frozen=True)
 class Catalog:
     """A validated catalog file."""
 
@@ -137,6 +149,8 @@ class Catalog:
     namespace: str
     images: tuple[Image, ...]
     pins_path: Path | None = None  # where `socle pins update` writes upstream digests
+    policy: Policy | None = None  # the CVE gate; None: scans (if any) only inform
+    scan: ScanConfig | None = None
     by_name: dict[str, Image] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -144,4 +158,4 @@ class Catalog:
 
     def with_registry(self, registry: str) -> Catalog:
         """The same catalog published to another registry host."""
-        return Catalog(self.path, registry, self.namespace, self.images, self.pins_path)
+        return replace(self, registry=registry)

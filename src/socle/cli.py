@@ -8,7 +8,7 @@ import traceback
 
 import click
 
-from socle import __version__
+from socle import __version__, trust_commands
 from socle.commands import build, catalog, stack, testing, watch
 from socle.errors import SocleError
 from socle.signing import commands as signing_commands
@@ -35,6 +35,7 @@ for commands in (
     build.COMMANDS,
     testing.COMMANDS,
     signing_commands.COMMANDS,
+    trust_commands.COMMANDS,
     watch.COMMANDS,
     stack.COMMANDS,
 ):

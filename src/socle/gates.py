@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -24,12 +24,20 @@ from socle.convention import Variant
 from socle.errors import SocleError
 from socle.imagetests import ImageTest, effective_tests, run_tests, to_junit_xml
 from socle.layout import read_image_layout
+from socle.policy import Policy, Verdict, evaluate
 from socle.registry.client import RegistryClient
 from socle.registry.reference import Reference
+from socle.sbom import Inventory, inventory
+from socle.sbom.bom import to_cyclonedx
+from socle.scan import ScanReport, ScanTarget
+from socle.scan.interface import Scanner
 from socle.signing import SigningKey, attest, provenance_statement, sign
 from socle.state import BASE_DIGEST, BASE_NAME, FINGERPRINT, INPUTS
 
 TESTS = "io.github.socle.tests"
+SBOM = "io.github.socle.sbom"
+SCAN = "io.github.socle.scan"
+CYCLONEDX = "https://cyclonedx.org/bom"
 
 
 class GateFailed(SocleError):
@@ -47,6 +55,8 @@ class Subject:
     annotations: dict[str, str] = field(default_factory=dict)  # socle's records (fingerprint...)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     notes: list[str] = field(default_factory=list)  # one line per gate for the run summary
+    inventory: Inventory | None = None  # what the SBOM gate found, for the scan and the SBOM
+    sbom: str | None = None  # the CycloneDX document, once the digest is known
 
 
 class Gate(Protocol):
@@ -108,6 +118,92 @@ class TestGate:
         return {TESTS: summary}
 
 
+class SbomGate:
+    """Inventories the image's packages from its layers (dpkg, jars, Python) without running it."""
+
+    name = "sbom"
+
+    def check(self, subject: Subject) -> dict[str, str]:
+        subject.inventory = inventory(subject.layout)
+        count = len(subject.inventory.packages)
+        subject.notes.append(f"sbom: {count} packages")
+        return {SBOM: f"{count} packages (CycloneDX attached as an attestation when signed)"}
+
+
+class ScanGate:
+    """Matches the inventory against known vulnerabilities and applies the catalog's policy.
+
+    Without a scanner, the policy's `require_scan` decides: unscanned images
+    never get a tag unless the policy says otherwise.
+    """
+
+    name = "scan"
+
+    def __init__(
+        self, scanner: Scanner | None, policy: Policy | None, reports: Path | None = None
+    ) -> None:
+        self.scanner = scanner
+        self.policy = policy
+        self.reports = reports
+
+    def check(self, subject: Subject) -> dict[str, str]:
+        report = self.scan(subject)
+        verdict = evaluate(self.policy, report, date.today()) if self.policy is not None else None
+        if verdict is not None and not verdict.allowed:
+            raise GateFailed(
+                f"the CVE policy blocks {subject.variant.key}\n"
+                + "\n".join(f"  - {line}" for line in verdict.explain()),
+                hint="rebuild on patched packages, or add an allowlist entry with a reason, "
+                "an owner and an expiry date to the catalog's `policy:`",
+            )
+        if report is None:
+            subject.notes.append("scan: not scanned")
+            return {}
+        summary = scan_summary(report, verdict)
+        subject.notes.append(f"scan: {summary}")
+        return {SCAN: summary}
+
+    def scan(self, subject: Subject) -> ScanReport | None:
+        if self.scanner is None:
+            return None
+        assert subject.inventory is not None, "the SBOM gate runs before the scan gate"
+        target = ScanTarget(subject.variant.key, "", subject.layout, subject.inventory)
+        report = self.scanner.scan(target)
+        if self.reports is not None:
+            self.reports.mkdir(parents=True, exist_ok=True)
+            name = subject.variant.key.replace(":", "_")
+            (self.reports / f"{name}.scan.json").write_text(json.dumps(report.to_json(), indent=2))
+        return report
+
+
+def scan_summary(report: ScanReport, verdict: Verdict | None) -> str:
+    when = report.database_date.date().isoformat() if report.database_date else "undated"
+    text = f"{report.scanner} (data {when}): {len(report.findings)} findings"
+    if verdict is not None:
+        text += f", {len(verdict.allowlisted)} allowlisted, policy passed"
+    return text
+
+
+class SbomPublisher:
+    """Writes the CycloneDX SBOM of the pushed digest (into --reports, and for the signer)."""
+
+    name = "sbom"
+
+    def __init__(self, reports: Path | None = None) -> None:
+        self.reports = reports
+
+    def publish(self, subject: Subject, ref: Reference) -> None:
+        if subject.inventory is None or ref.digest is None:
+            return
+        subject.sbom = to_cyclonedx(
+            subject.inventory, str(ref.with_tag(subject.variant.exact_tag)), ref.digest
+        )
+        if self.reports is not None:
+            self.reports.mkdir(parents=True, exist_ok=True)
+            name = subject.variant.key.replace(":", "_")
+            (self.reports / f"{name}.cdx.json").write_text(subject.sbom)
+
+
 class SignPublisher:
     """Signs the pushed digest and attests its SLSA provenance, in both cosign layouts."""
 
@@ -142,4 +238,20 @@ class SignPublisher:
             finished_on=datetime.now(UTC),
         )
         attest(self.client, ref, self.key, statement)
-        subject.notes.append("signed, provenance attested")
+        if subject.sbom is not None:
+            attest(self.client, ref, self.key, sbom_statement(ref, subject.sbom))
+        subject.notes.append(
+            "signed, provenance attested" + (", SBOM attested" if subject.sbom else "")
+        )
+
+
+def sbom_statement(ref: Reference, sbom: str) -> dict[str, object]:
+    """An in-toto Statement carrying the CycloneDX SBOM (cosign's `--type cyclonedx` shape)."""
+    assert ref.digest is not None
+    algorithm, _, value = ref.digest.partition(":")
+    return {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": ref.name, "digest": {algorithm: value}}],
+        "predicateType": CYCLONEDX,
+        "predicate": json.loads(sbom),
+    }

@@ -12,12 +12,21 @@ from socle.catalog import Catalog
 from socle.detectors import security_reasons
 from socle.events import Observer, ignore
 from socle.executor import Executor, Outcome, RunOptions
-from socle.gates import Publisher, SignPublisher, TestGate
+from socle.gates import (
+    Gate,
+    Publisher,
+    SbomGate,
+    SbomPublisher,
+    ScanGate,
+    SignPublisher,
+    TestGate,
+)
 from socle.graph import Graph
 from socle.lock import RunLock
 from socle.plan import Plan, Reason
 from socle.planning import plan_with_state
 from socle.registry.state import RegistryState
+from socle.scan import SCANNERS, ScanSettings
 from socle.signing import SigningKey
 from socle.stack import StackPaths
 
@@ -33,6 +42,7 @@ class JobSettings:
     keep_work: bool = False
     reports: Path | None = None  # JUnit XML and other gate reports go here
     security_updates: bool = False  # check published OS images for pending security updates
+    scan_db: str | None = None  # overrides the catalog's scan data source
 
 
 def selection(graph: Graph, only: Iterable[str], *, cascade: bool) -> set[str] | None:
@@ -106,18 +116,35 @@ class BuildJob:
             builder=builder,
             observer=observer,
             options=RunOptions(jobs=self.settings.jobs, keep_work=self.settings.keep_work),
-            gates=[TestGate(builder, self.settings.reports)],
+            gates=self.gates(builder),
             publishers=self.publishers(),
         )
         return executor.run(plan, selected=self.selected)
 
+    def gates(self, builder: Builder) -> list[Gate]:
+        """Tests, SBOM, then the scan and the catalog's CVE policy, in that order."""
+        reports = self.settings.reports
+        scan = self.catalog.scan
+        scanner = None
+        if scan is not None or self.settings.scan_db:
+            name = scan.scanner if scan is not None else "debian"
+            db = self.settings.scan_db or (scan.db if scan is not None else None)
+            scanner = SCANNERS[name](ScanSettings(db=db))
+        return [
+            TestGate(builder, reports),
+            SbomGate(),
+            ScanGate(scanner, self.catalog.policy, reports),
+        ]
+
     def publishers(self) -> list[Publisher]:
-        if self.signing_key is None:
-            return []
-        signer = SignPublisher(
-            self.state.client,
-            self.signing_key,
-            catalog=self.catalog.path,
-            builder=self.settings.builder,
-        )
-        return [signer]
+        """The SBOM of the final digest, then signatures and attestations when a key is given."""
+        found: list[Publisher] = [SbomPublisher(self.settings.reports)]
+        if self.signing_key is not None:
+            signer = SignPublisher(
+                self.state.client,
+                self.signing_key,
+                catalog=self.catalog.path,
+                builder=self.settings.builder,
+            )
+            found.append(signer)
+        return found

@@ -25,6 +25,7 @@ from socle.catalog import (
     Kind,
     Location,
     ParentRef,
+    ScanConfig,
     Upstream,
     Version,
 )
@@ -34,7 +35,8 @@ from socle.imagetests.parse import parse_tests
 # libyaml's composer is ~10x faster; node marks are the same.
 LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-TOP_KEYS = ("registry", "namespace", "images", "max_age", "pins")
+TOP_KEYS = ("registry", "namespace", "images", "max_age", "pins", "policy", "scan")
+SCAN_KEYS = ("scanner", "db")
 IMAGE_KEYS = (
     "repository",
     "bootstrap",
@@ -204,7 +206,28 @@ class CatalogParser:
                 image = self.image(name, key_node, value_node, namespace)
                 if image is not None:
                     images.append(image)
-        return Catalog(self.path, registry, namespace, tuple(images), pins_path)
+        policy = None
+        if "policy" in top:
+            from socle.policy import parse_policy  # the policy module reads nodes with our Reader
+
+            policy = parse_policy(self.r, top["policy"][1])
+        scan = self.scan_config(top["scan"][1]) if "scan" in top else None
+        return Catalog(self.path, registry, namespace, tuple(images), pins_path, policy, scan)
+
+    def scan_config(self, node: yaml.Node) -> ScanConfig:
+        from socle.scan import SCANNERS
+
+        entries = self.r.mapping(node, "scan", SCAN_KEYS)
+        scanner = self.optional_scalar(entries, "scanner", "scanner") or "debian"
+        if scanner not in SCANNERS:
+            self.r.error(
+                entries["scanner"][1],
+                f"unknown scanner {scanner!r}{did_you_mean(scanner, sorted(SCANNERS))}",
+            )
+        db = self.optional_scalar(entries, "db", "db")
+        if db and "://" not in db:
+            db = str(self.base_dir / db)  # a path is relative to the catalog
+        return ScanConfig(scanner, db)
 
     def duration(self, node: yaml.Node) -> Duration | None:
         text = self.r.scalar(node, "max_age")

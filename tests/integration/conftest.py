@@ -11,13 +11,16 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from socle.bootstrap import BootstrapResult, BootstrapSpec, bootstrap
 from socle.process import run
 from tests.integration.helpers import skopeo_inspect
 from tests.integration.images import BUSYBOX, write_busybox_layout
@@ -125,3 +128,39 @@ def busybox(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) -
     run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}", f"docker://{ref}"])
     digest = skopeo_inspect(ref)["Digest"]
     return f"{registry.host}/upstream/busybox@{digest}"
+
+
+@dataclass(frozen=True)
+class Bootstrapped:
+    """The session's Debian bookworm minbase, bootstrapped once from the host's mirror."""
+
+    result: BootstrapResult
+    rootfs: Path
+    members: list[tarfile.TarInfo]
+
+
+BOOTSTRAP_LABELS = {"org.opencontainers.image.title": "debian", "org.example.team": "platform"}
+
+
+@pytest.fixture(scope="session")
+def debian_bookworm(tmp_path_factory: pytest.TempPathFactory) -> Bootstrapped:
+    """Debian 12 minbase with -updates and -security: the one test OS image of the run."""
+    require("mmdebstrap")
+    root = tmp_path_factory.mktemp("bootstrap")
+    result = bootstrap(
+        BootstrapSpec("bookworm"), root / "layout", work_dir=root / "work", labels=BOOTSTRAP_LABELS
+    )
+    print(f"\nbootstrap of bookworm minbase: {result.duration:.1f} s")
+    rootfs = root / "work" / "rootfs.tar"
+    with tarfile.open(rootfs) as tar:
+        members = tar.getmembers()
+    return Bootstrapped(result, rootfs, members)
+
+
+@pytest.fixture(scope="session")
+def debian_upstream(registry: LocalRegistry, debian_bookworm: Bootstrapped) -> str:
+    """That image pushed to the session registry: `host/base/debian@sha256:...`."""
+    layout = debian_bookworm.result.layout
+    ref = f"{registry.host}/base/debian:12"
+    run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}", f"docker://{ref}"])
+    return f"{registry.host}/base/debian@{skopeo_inspect(ref)['Digest']}"

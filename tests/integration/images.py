@@ -10,7 +10,21 @@ from pathlib import Path
 from typing import Any
 
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static
-APPLETS = ("sh", "cat", "echo", "false", "true", "id", "ls", "touch", "rm", "mkdir", "stat", "sleep", "test")
+APPLETS = (
+    "sh",
+    "cat",
+    "echo",
+    "false",
+    "true",
+    "id",
+    "ls",
+    "touch",
+    "rm",
+    "mkdir",
+    "stat",
+    "sleep",
+    "test",
+)
 
 
 def write_blob(layout: Path, data: bytes) -> dict[str, Any]:

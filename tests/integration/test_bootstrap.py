@@ -11,16 +11,16 @@ import json
 import shutil
 import tarfile
 import time
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 import pytest
 
-from socle.bootstrap import BootstrapResult, BootstrapSpec, bootstrap, rfc3339
+from socle.bootstrap import BootstrapSpec, bootstrap, rfc3339
 from socle.errors import SocleError
 from socle.layout import read_image_layout
 from socle.process import run
+from tests.integration.conftest import BOOTSTRAP_LABELS, Bootstrapped
 
 pytestmark = pytest.mark.integration
 
@@ -36,28 +36,13 @@ def require(tool: str) -> None:
         pytest.fail(f"{tool} is not installed: run `make setup` (or .ci/run) first")
 
 
-LABELS = {"org.opencontainers.image.title": "debian", "org.example.team": "platform"}
+LABELS = BOOTSTRAP_LABELS
 
 
-@dataclass(frozen=True)
-class Bootstrapped:
-    result: BootstrapResult
-    rootfs: Path
-    members: list[tarfile.TarInfo]
-
-
-@pytest.fixture(scope="module")
-def debian(tmp_path_factory: pytest.TempPathFactory) -> Bootstrapped:
-    require("mmdebstrap")
-    root = tmp_path_factory.mktemp("bootstrap")
-    result = bootstrap(
-        BootstrapSpec("bookworm"), root / "layout", work_dir=root / "work", labels=LABELS
-    )
-    print(f"\nbootstrap of bookworm minbase: {result.duration:.1f} s")
-    rootfs = root / "work" / "rootfs.tar"
-    with tarfile.open(rootfs) as tar:
-        members = tar.getmembers()
-    return Bootstrapped(result, rootfs, members)
+@pytest.fixture
+def debian(debian_bookworm: Bootstrapped) -> Bootstrapped:
+    """The session's bootstrap (tests/integration/conftest.py): one per run."""
+    return debian_bookworm
 
 
 def test_the_result_describes_the_layout(debian: Bootstrapped) -> None:

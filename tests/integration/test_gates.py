@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -118,3 +119,98 @@ def test_build_signs_and_attests_every_image_before_its_tags(
     for predicate in (SIGN_PREDICATE, SLSA_PROVENANCE_V1):
         checked = js_verify(tmp_path, bundles[predicate], tmp_path / "ops.pub", digest, predicate)
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+TRACKER = Path(__file__).resolve().parents[1] / "data" / "debian-tracker.json"
+
+
+def trusted_catalog(root: Path, upstream: str, allowlist: str) -> Path:
+    image, digest = upstream.split("@")
+    if not (root / "app").exists():
+        (root / "app").mkdir(parents=True)
+        dockerfile = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo app > /app\n"
+        (root / "app" / "Dockerfile").write_text(dockerfile)
+    path = root / "catalog.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            registry: 127.0.0.1:1
+            namespace: trusted
+            scan: {{scanner: debian, db: {TRACKER}}}
+            policy:
+              max_severity: medium
+              allowlist: {allowlist}
+            images:
+              debian:
+                upstream: {image}
+                versions:
+                  "12": {{digest: "{digest}"}}
+              app:
+                parents: [debian]
+                versions: ["1"]
+            """
+        )
+    )
+    return path
+
+
+def test_real_debian_is_inventoried_scanned_and_held_to_the_policy(
+    registry: LocalRegistry, debian_upstream: str, tmp_path: Path
+) -> None:
+    env = {"SOCLE_REGISTRY": registry.host, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    reports = tmp_path / "reports"
+
+    # perl-base 5.36.0-7+deb12u1 (source perl) has an open high CVE in the test tracker data.
+    blocked = socle(
+        "build",
+        "-c",
+        str(trusted_catalog(tmp_path, debian_upstream, "[]")),
+        "--reports",
+        str(reports),
+        env=env,
+    )
+    assert blocked.returncode == 1
+    assert "the CVE policy blocks debian:12" in blocked.stderr
+    assert "CVE-2023-31484 in perl-base" in blocked.stderr
+    assert "app:1-debian12 (blocked)" in blocked.stderr
+    assert not httpx.get(f"http://{registry.host}/v2/trusted/debian/tags/list").json().get("tags")
+
+    entry = "[{cve: CVE-2023-31484, reason: CPAN is not used at run time, owner: platform-team, expires: %s}]"
+    allowed = socle(
+        "build",
+        "-c",
+        str(trusted_catalog(tmp_path, debian_upstream, entry % "2099-12-31")),
+        "--reports",
+        str(reports),
+        env=env,
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    annotations = skopeo_inspect(f"{registry.host}/trusted/app:1-debian12", raw=True)["annotations"]
+    assert "1 allowlisted, policy passed" in annotations["io.github.socle.scan"]
+    packages = int(annotations["io.github.socle.sbom"].split()[0])
+    assert packages > 80  # a real minbase: dpkg's own database, read from the layers
+    sbom = json.loads((reports / "app_1-debian12.cdx.json").read_text())
+    purls = {c.get("purl", "") for c in sbom["components"]}
+    assert any(
+        p.startswith("pkg:deb/debian/perl-base@5.36.0-7") and "distro=debian-12" in p for p in purls
+    )
+
+    # An expired allowlist entry stops counting, and the message says so.
+    expired = socle(
+        "build",
+        "-c",
+        str(trusted_catalog(tmp_path, debian_upstream, entry % "2020-01-01")),
+        env=env,
+    )
+    assert expired.returncode == 0  # nothing to rebuild: the published images are current...
+    (tmp_path / "app" / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo v2 > /app\n"
+    )
+    rebuilt = socle(
+        "build",
+        "-c",
+        str(trusted_catalog(tmp_path, debian_upstream, entry % "2020-01-01")),
+        env=env,
+    )
+    assert rebuilt.returncode == 1  # ...but the next build of the child is held to it again
+    assert "expired" in rebuilt.stderr and "CVE-2023-31484" in rebuilt.stderr

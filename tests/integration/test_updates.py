@@ -19,6 +19,7 @@ from socle.bootstrap import BootstrapSpec, bootstrap
 from socle.builders import BUILDERS, Builder
 from socle.errors import SocleError
 from socle.updates import SECURITY_LABELS, pending_security_updates
+from tests.integration.conftest import Bootstrapped
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ def buildah() -> Builder:
 def _bootstrapped(
     builder: Builder, tmp_path_factory: pytest.TempPathFactory, *, security: bool
 ) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("security" if security else "main-only")
+    root = tmp_path_factory.mktemp("main-only")
     result = bootstrap(BootstrapSpec("bookworm", security=security), root / "layout")
     name = f"localhost/socle-test/updates-{secrets.token_hex(4)}:12"
     builder.load(result.layout, name)
@@ -49,9 +50,12 @@ def main_only(buildah: Builder, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture(scope="module")
-def patched(buildah: Builder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """bookworm minbase with -updates and -security: current."""
-    yield from _bootstrapped(buildah, tmp_path_factory, security=True)
+def patched(buildah: Builder, debian_bookworm: Bootstrapped) -> Iterator[str]:
+    """bookworm minbase with -updates and -security (the session's bootstrap): current."""
+    name = f"localhost/socle-test/updates-{secrets.token_hex(4)}:12"
+    buildah.load(debian_bookworm.result.layout, name)
+    yield name
+    buildah.remove(name)
 
 
 def test_an_image_without_the_security_suite_has_pending_updates(

@@ -121,6 +121,12 @@ def why_cmd(
     help="POST a Slack-compatible summary of the run here (env SOCLE_NOTIFY_URL).",
 )
 @click.option(
+    "--scan-db",
+    envvar="SOCLE_DEBIAN_TRACKER",
+    metavar="FILE|URL",
+    help="Security Tracker data for the scan gate, instead of the catalog's `scan.db`.",
+)
+@click.option(
     "--sign-key",
     type=click.Path(path_type=Path, dir_okay=False),
     envvar="SOCLE_SIGNING_KEY",
@@ -139,6 +145,7 @@ def build_cmd(
     reports: Path | None,
     events: str,
     notify_url: str | None,
+    scan_db: str | None,
     sign_key: Path | None,
 ) -> None:
     """Build, test, push and tag what the plan says, parents first, in parallel."""
@@ -146,7 +153,9 @@ def build_cmd(
     from socle.registry.state import RegistryState
 
     catalog, graph = open_catalog(catalog_path, registry)
-    settings = JobSettings(builder, jobs, only, cascade, keep_work, reports, security_updates)
+    settings = JobSettings(
+        builder, jobs, only, cascade, keep_work, reports, security_updates, scan_db
+    )
     key = None
     if sign_key is not None and not dry_run:
         from socle.signing.commands import read_signing_key
