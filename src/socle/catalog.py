@@ -8,24 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from socle.imagetests.model import ImageTest
-
-if TYPE_CHECKING:
-    from socle.policy import Policy
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where something was declared, for error messages (1-based line and column)."""
-
-    file: str
-    line: int
-    column: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
+from socle.nodes import Location
+from socle.policy import Policy
 
 
 class Kind(Enum):

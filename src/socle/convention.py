@@ -18,9 +18,9 @@ from functools import cached_property
 from typing import NamedTuple
 
 from socle import version as versions
-from socle.catalog import Catalog, Image, Location, ParentRef, Version
+from socle.catalog import Catalog, Image, ParentRef, Version
 from socle.errors import Problem
-from socle.loader import did_you_mean
+from socle.nodes import Location, did_you_mean
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,10 @@ the caller gets one :class:`~socle.errors.CatalogError` listing them all.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -23,7 +21,6 @@ from socle.catalog import (
     Duration,
     Image,
     Kind,
-    Location,
     ParentRef,
     ScanConfig,
     Upstream,
@@ -31,9 +28,9 @@ from socle.catalog import (
 )
 from socle.errors import InputError, Problem
 from socle.imagetests.parse import parse_tests
-
-# libyaml's composer is ~10x faster; node marks are the same.
-LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from socle.nodes import LOADER, Entries, Reader, did_you_mean
+from socle.policy import parse_policy
+from socle.scan import SCANNERS
 
 TOP_KEYS = ("registry", "namespace", "images", "max_age", "pins", "policy", "scan")
 SCAN_KEYS = ("scanner", "db")
@@ -80,75 +77,6 @@ DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 ARG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-Entries = dict[str, tuple[yaml.Node, yaml.Node]]
-
-
-class Reader:
-    """Walks YAML nodes, converting them to values and recording problems."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.problems: list[Problem] = []
-
-    def where(self, node: yaml.Node) -> Location:
-        mark = node.start_mark
-        return Location(self.file, mark.line + 1, mark.column + 1)
-
-    def error(self, node: yaml.Node, message: str) -> None:
-        loc = self.where(node)
-        self.problems.append(Problem(loc.file, loc.line, loc.column, message))
-
-    def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> Entries:
-        """A mapping's entries by key; unknown and duplicate keys are problems."""
-        if not isinstance(node, yaml.MappingNode):
-            self.error(node, f"{what} must be a mapping")
-            return {}
-        entries: Entries = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in entries:
-                self.error(key_node, f"duplicate key {key!r} in {what}")
-                continue
-            if allowed and key not in allowed:
-                self.error(key_node, f"unknown key {key!r} in {what}{did_you_mean(key, allowed)}")
-                continue
-            entries[key] = (key_node, value_node)
-        return entries
-
-    def scalar(self, node: yaml.Node, what: str) -> str | None:
-        if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:null":
-            self.error(node, f"{what} must be a single value")
-            return None
-        return str(node.value)
-
-    def strings(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node]]:
-        """A list of scalars (a lone scalar counts as a list of one)."""
-        if isinstance(node, yaml.ScalarNode):
-            value = self.scalar(node, what)
-            return [] if value is None else [(value, node)]
-        if not isinstance(node, yaml.SequenceNode):
-            self.error(node, f"{what} must be a list")
-            return []
-        items = [(self.scalar(item, f"each entry of {what}"), item) for item in node.value]
-        return [(value, item) for value, item in items if value is not None]
-
-    def boolean(self, node: yaml.Node, what: str) -> bool | None:
-        value = self.scalar(node, what)
-        if value is None:
-            return None
-        if value.lower() in ("true", "yes", "on"):
-            return True
-        if value.lower() in ("false", "no", "off"):
-            return False
-        self.error(node, f"{what} must be true or false, not {value!r}")
-        return None
-
-
-def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else f"; expected one of {', '.join(choices)}"
 
 
 def load(path: Path) -> tuple[Catalog, list[Problem]]:
@@ -208,15 +136,11 @@ class CatalogParser:
                     images.append(image)
         policy = None
         if "policy" in top:
-            from socle.policy import parse_policy  # the policy module reads nodes with our Reader
-
             policy = parse_policy(self.r, top["policy"][1])
         scan = self.scan_config(top["scan"][1]) if "scan" in top else None
         return Catalog(self.path, registry, namespace, tuple(images), pins_path, policy, scan)
 
     def scan_config(self, node: yaml.Node) -> ScanConfig:
-        from socle.scan import SCANNERS
-
         entries = self.r.mapping(node, "scan", SCAN_KEYS)
         scanner = self.optional_scalar(entries, "scanner", "scanner") or "debian"
         if scanner not in SCANNERS:

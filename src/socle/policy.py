@@ -27,7 +27,7 @@ from datetime import date
 
 import yaml
 
-from socle.loader import Entries, Reader
+from socle.nodes import Entries, Reader
 from socle.scan.interface import Finding, FindingStatus, ScanReport, Severity
 
 POLICY_KEYS = ("max_severity", "ignore_unfixed", "require_scan", "allowlist")

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from socle.errors import CatalogError, InputError, SocleError
-from socle.loader import LOADER, Reader
+from socle.nodes import LOADER, Reader
 from socle.policy import Policy, Verdict, evaluate, parse_policy
 from socle.registry import Reference, RegistryClient
 from socle.sbom import Inventory, inventory, to_cyclonedx

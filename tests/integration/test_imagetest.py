@@ -18,7 +18,7 @@ import yaml
 from socle.builders import BUILDERS, Builder
 from socle.imagetests import ImageTest, Outcome, parse_tests, run_tests, to_junit_xml
 from socle.layout import read_image_layout, write_image_layout
-from socle.loader import Reader
+from socle.nodes import Reader
 from tests.integration.images import BUSYBOX
 
 pytestmark = pytest.mark.integration

@@ -32,7 +32,7 @@ from socle.imagetests import (
     to_junit_xml,
 )
 from socle.imagetests.files import STAT_FORMAT
-from socle.loader import Reader
+from socle.nodes import Reader
 
 FILE = "catalog.yaml"
 

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 import yaml
 
-from socle.loader import LOADER, Reader
+from socle.nodes import LOADER, Reader
 from socle.policy import AllowEntry, Policy, evaluate, parse_policy
 from socle.scan import Finding, FindingStatus, ScanReport, Severity
 

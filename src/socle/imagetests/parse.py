@@ -25,7 +25,7 @@ from socle.imagetests.model import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from socle.loader import Entries, Reader
+    from socle.nodes import Entries, Reader
 
 # The keys of each kind of check; a test has exactly one of the first keys.
 KIND_KEYS: dict[str, tuple[str, ...]] = {
