@@ -9,6 +9,7 @@ buildah call here passes it, so build, load, run and remove see one store.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import tempfile
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from socle.errors import InputError
 from socle.process import CommandError, Completed
 
 Runner = Callable[..., Completed]
+log = logging.getLogger(__name__)
 
 # `buildah run` adds this line to the command's own stderr when it exits non-zero.
 _RUNTIME_EXIT = "while running runtime: exit status"
@@ -135,12 +137,16 @@ class BuildahBuilder:
             self._run([*self._buildah(), "rm", container])
 
     def remove(self, name: str) -> None:
-        """Remove the local image `name`; an image that is not there is not an error."""
+        """Remove the local image `name`, best effort: never an error (a warning if it stays)."""
         try:
             self._run([*self._buildah(), "rmi", name])
         except CommandError as exc:
+            # Removal is clean-up: an image still used by a container (another build,
+            # or one a killed run left behind) stays, and the run goes on.
             if "image not known" not in exc.stderr:
-                raise
+                log.warning(
+                    "could not remove the local image %s: %s", name, exc.stderr.strip()[-300:]
+                )
 
     def _buildah(self) -> list[str]:
         return _buildah(self._driver)

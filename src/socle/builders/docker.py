@@ -9,6 +9,7 @@ so digest-pinned parents on a loopback registry pull over plain http.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from socle.errors import InputError
 from socle.process import CommandError, Completed
 
 Runner = Callable[..., Completed]
+log = logging.getLogger(__name__)
 
 # The classic builder: plain step-by-step output ("Step 2/3 : RUN ..."), works
 # with the Debian engine (20.10) and needs no buildx plug-in.
@@ -118,12 +120,16 @@ class DockerBuilder:
                 return  # in use by another build as cache, or gone: leave it
 
     def remove(self, name: str) -> None:
-        """Remove the daemon's image `name`; an image that is not there is not an error."""
+        """Remove the daemon's image `name`, best effort: never an error (a warning if it stays)."""
         try:
             self._run(["docker", "image", "rm", name])
         except CommandError as exc:
+            # Removal is clean-up: an image still used by a container (another build,
+            # or one a killed run left behind) stays, and the run goes on.
             if "No such image" not in exc.stderr:
-                raise
+                log.warning(
+                    "could not remove the local image %s: %s", name, exc.stderr.strip()[-300:]
+                )
 
 
 def new_layers(stdout: str) -> list[str]:
