@@ -32,11 +32,8 @@ from socle.sbom.bom import to_cyclonedx
 from socle.scan import ScanReport, ScanTarget
 from socle.scan.interface import Scanner
 from socle.signing import SigningKey, attest, provenance_statement, sign
-from socle.state import BASE_DIGEST, BASE_NAME, FINGERPRINT, INPUTS
+from socle.state import BASE_DIGEST, BASE_NAME, FINGERPRINT, INPUTS, SBOM, SCAN, TESTS
 
-TESTS = "io.github.socle.tests"
-SBOM = "io.github.socle.sbom"
-SCAN = "io.github.socle.scan"
 CYCLONEDX = "https://cyclonedx.org/bom"
 
 

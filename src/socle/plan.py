@@ -65,6 +65,7 @@ class Step:
             "action": self.action.value,
             "reasons": [r.text for r in self.reasons],
             "published_digest": self.published.digest if self.published else None,
+            "gates": dict(self.published.gates) if self.published else {},
         }
 
 

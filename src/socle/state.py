@@ -17,6 +17,10 @@ INPUTS = "io.github.socle.inputs"
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
 CREATED = "org.opencontainers.image.created"
+TESTS = "io.github.socle.tests"  # what each trust gate found, recorded by socle.gates
+SBOM = "io.github.socle.sbom"
+SCAN = "io.github.socle.scan"
+GATES = (TESTS, SBOM, SCAN)
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Published:
     inputs: tuple[tuple[str, str], ...] = ()
     base_digest: str | None = None
     created: str | None = None
+    gates: tuple[tuple[str, str], ...] = ()  # what each trust gate recorded (tests, sbom, scan)
 
     @classmethod
     def from_annotations(cls, digest: str, annotations: Mapping[str, str]) -> Published:
@@ -43,6 +48,7 @@ class Published:
             inputs=inputs,
             base_digest=annotations.get(BASE_DIGEST),
             created=annotations.get(CREATED),
+            gates=tuple((k.rsplit(".", 1)[1], annotations[k]) for k in GATES if k in annotations),
         )
 
 

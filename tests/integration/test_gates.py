@@ -189,6 +189,9 @@ def test_real_debian_is_inventoried_scanned_and_held_to_the_policy(
     assert "1 allowlisted, policy passed" in annotations["io.github.socle.scan"]
     packages = int(annotations["io.github.socle.sbom"].split()[0])
     assert packages > 80  # a real minbase: dpkg's own database, read from the layers
+    plan = json.loads(socle("plan", "-c", str(tmp_path / "catalog.yaml"), "--json", env=env).stdout)
+    app = next(i for i in plan["images"] if i["name"] == "app")
+    assert set(app["gates"]) == {"sbom", "scan"} and "policy passed" in app["gates"]["scan"]
     sbom = json.loads((reports / "app_1-debian12.cdx.json").read_text())
     purls = {c.get("purl", "") for c in sbom["components"]}
     assert any(
