@@ -19,6 +19,7 @@ import httpx
 
 from socle.errors import InputError
 from socle.registry.auth import Anonymous, CredentialSource, DockerConfig
+from socle.registry.bulk import BulkHeads
 from socle.registry.cache import ManifestCache
 from socle.registry.errors import DigestMismatch, InvalidManifest, ManifestNotFound, RegistryError
 from socle.registry.layout import read_layout
@@ -99,6 +100,10 @@ class RegistryClient:
             sleep=sleep,
         )
         self._manifests = ManifestCache(MANIFEST_CACHE_SIZE)
+        # An injected transport (tests, proxies) sees every request: no lean path then.
+        self._bulk = BulkHeads(
+            self._manifest_url, ACCEPT_MANIFESTS, self.head_manifest, lean=transport is None
+        )
 
     @classmethod
     def from_config(
@@ -137,6 +142,10 @@ class RegistryClient:
         length = str(response.headers.get("Content-Length", ""))
         size = int(length) if length.isdigit() else 0
         return Descriptor(_content_type(response), digest, size)
+
+    def head_manifests(self, refs: Sequence[Reference]) -> list[Descriptor | None]:
+        """:meth:`head_manifest` of many references in parallel (the planner's batch)."""
+        return self._bulk.heads(refs)
 
     def get_manifest(self, ref: Reference) -> Manifest:
         """The manifest or index at `ref`, byte-exact; checked against the digest asked for."""

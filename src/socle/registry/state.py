@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from socle.registry.client import RegistryClient
+from socle.registry.manifest import Descriptor
 from socle.registry.reference import Reference
 from socle.state import Published
 
@@ -47,14 +48,17 @@ class RegistryState:
 
     def lookup(self, refs: Sequence[str]) -> dict[str, Published | None]:
         """What each reference points at now, with socle's records read from its annotations."""
-        if not refs:
+        references = [Reference.parse(ref) for ref in refs]
+        descriptors = self.client.head_manifests(references)
+        pairs = list(zip(references, descriptors, strict=True))
+        if not pairs:
             return {}
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(refs))) as pool:
-            return dict(zip(refs, pool.map(self.one, refs), strict=True))
+        # Manifests missing from the disk cache are fetched in parallel too (cold runs).
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(pairs))) as pool:
+            found = pool.map(lambda pair: self.published(*pair), pairs)
+            return dict(zip(refs, found, strict=True))
 
-    def one(self, ref: str) -> Published | None:
-        reference = Reference.parse(ref)
-        descriptor = self.client.head_manifest(reference)
+    def published(self, reference: Reference, descriptor: Descriptor | None) -> Published | None:
         if descriptor is None:
             return None
         manifest = self.manifest_json(reference, descriptor.digest)

@@ -1,0 +1,75 @@
+"""The planner's batch of HEADs: lean path for plain answers, full path for everything else."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from socle.registry.bulk import BulkHeads
+from socle.registry.manifest import Descriptor
+from socle.registry.reference import Reference
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_HEAD(self) -> None:  # noqa: N802 - the http.server protocol
+        if "missing" in self.path:
+            self.send_response(404)
+        elif "guarded" in self.path:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Bearer realm="x"')
+        else:
+            self.send_response(200)
+            self.send_header("Docker-Content-Digest", DIGEST)
+            self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            self.send_header("Content-Length", "123")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def bulk(full_calls: list[Reference], *, lean: bool = True) -> BulkHeads:
+    def url(ref: Reference) -> str:
+        return f"http://{ref.registry}/v2/{ref.repository}/manifests/{ref.tag}"
+
+    def full(ref: Reference) -> Descriptor | None:
+        full_calls.append(ref)
+        return Descriptor("full", "sha256:" + "cd" * 32, 1)
+
+    return BulkHeads(url, "application/vnd.oci.image.manifest.v1+json", full, lean=lean)
+
+
+def test_plain_answers_take_the_lean_path_and_a_challenge_the_full_one(server: str) -> None:
+    calls: list[Reference] = []
+    heads = bulk(calls)
+    ok, missing = Reference(server, "a/ok", "1"), Reference(server, "a/missing", "1")
+    found = heads.heads([ok, missing] * 20)
+    assert found[0] == Descriptor("application/vnd.oci.image.manifest.v1+json", DIGEST, 123)
+    assert found[1] is None
+    assert calls == []  # all forty answered on the lean path
+    guarded = heads.head(Reference(server, "a/guarded", "1"))
+    assert guarded is not None and guarded.media_type == "full"
+    # A registry that asked for credentials goes straight to the full path (which authenticates).
+    assert heads.head(ok) is not None and calls[-1] == ok and len(calls) == 2
+
+
+def test_unreachable_and_injected_transports_use_the_full_path(server: str) -> None:
+    calls: list[Reference] = []
+    dead = Reference("127.0.0.1:9", "a/ok", "1")  # port 9 refuses
+    assert bulk(calls).head(dead) is not None and calls == [dead]
+    calls.clear()
+    assert bulk(calls, lean=False).heads([Reference(server, "a/ok", "1")])[0].media_type == "full"  # type: ignore[union-attr]
