@@ -32,13 +32,9 @@ def followers(catalog: Catalog, graph: Graph, push: Pushed) -> Followers:
         ]
     children = [c for v in pushed for c in graph.children(v)]
     upstream = []
-    for image in catalog.images:
-        for version in image.versions:
-            source = version.upstream
-            if source is None:
-                continue
-            ref = Reference.parse(f"{source.image}:{source.tag}")
-            same_place = push.registry in (None, ref.registry) and push.repository == ref.repository
-            if same_place and push.tag in (None, source.tag):
-                upstream.append(str(source))
+    for _, _, source in catalog.upstreams():
+        ref = Reference.parse(f"{source.image}:{source.tag}")
+        same_place = push.registry in (None, ref.registry) and push.repository == ref.repository
+        if same_place and push.tag in (None, source.tag):
+            upstream.append(str(source))
     return Followers(pushed, children, upstream)

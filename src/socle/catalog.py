@@ -5,6 +5,7 @@ Parsing and validation live in :mod:`socle.loader`; everything here is plain dat
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -141,6 +142,13 @@ class Catalog:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {image.name: image for image in self.images})
+
+    def upstreams(self) -> Iterator[tuple[Image, Version, Upstream]]:
+        """Every version re-published from an upstream image, with its image."""
+        for image in self.images:
+            for version in image.versions:
+                if version.upstream is not None:
+                    yield image, version, version.upstream
 
     def with_registry(self, registry: str) -> Catalog:
         """The same catalog published to another registry host."""

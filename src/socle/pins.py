@@ -38,22 +38,18 @@ class PinChange:
 def resolve(catalog: Catalog, client: RegistryClient) -> list[PinChange]:
     """The digest each upstream tag points at now, for every upstream version."""
     found = []
-    for image in catalog.images:
-        for version in image.versions:
-            upstream = version.upstream
-            if upstream is None:
-                continue
-            ref = Reference.parse(f"{upstream.image}:{upstream.tag}")
-            descriptor = client.head_manifest(ref)
-            if descriptor is None:
-                raise SocleError(
-                    f"upstream {ref} of {image.name}:{version.name} does not exist",
-                    hint="check the `upstream` image and the version's `tag`",
-                )
-            key = f"{image.name}:{version.name}"
-            found.append(
-                PinChange(key, str(upstream), upstream.digest, descriptor.digest, upstream.inline)
+    for image, version, upstream in catalog.upstreams():
+        ref = Reference.parse(f"{upstream.image}:{upstream.tag}")
+        descriptor = client.head_manifest(ref)
+        if descriptor is None:
+            raise SocleError(
+                f"upstream {ref} of {image.name}:{version.name} does not exist",
+                hint="check the `upstream` image and the version's `tag`",
             )
+        key = f"{image.name}:{version.name}"
+        found.append(
+            PinChange(key, str(upstream), upstream.digest, descriptor.digest, upstream.inline)
+        )
     return found
 
 

@@ -85,12 +85,7 @@ def poll_forever(cascade: Cascade, interval: float, stop: threading.Event) -> No
 
     catalog, graph = open_catalog(cascade.catalog_path, cascade.registry)
     refs = [Reference.parse(v.ref(catalog.registry)) for v in graph.variants]
-    refs += [
-        Reference.parse(f"{v.upstream.image}:{v.upstream.tag}")
-        for image in catalog.images
-        for v in image.versions
-        if v.upstream is not None
-    ]
+    refs += [Reference.parse(f"{u.image}:{u.tag}") for _, _, u in catalog.upstreams()]
     with RegistryClient.from_config() as client:
         poller = Poller(client, refs, interval)
         click.echo(f"socle watch: polling {len(refs)} tags every {interval:g} s", err=True)
