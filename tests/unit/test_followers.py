@@ -25,7 +25,9 @@ images:
 
 def test_a_push_to_a_catalog_image_cascades_to_its_children(write_catalog: CatalogWriter) -> None:
     catalog, graph = validate(write_catalog(CATALOG, contexts=("java", "tomcat")))
-    found = followers(catalog, graph, Pushed("my/java", "17-debian12", "sha256:" + "b" * 64, "r.test"))
+    found = followers(
+        catalog, graph, Pushed("my/java", "17-debian12", "sha256:" + "b" * 64, "r.test")
+    )
     assert [v.key for v in found.pushed] == ["java:17-debian12"]
     assert [v.key for v in found.children] == ["tomcat:10-java17-debian12"]
     assert found.upstream == []
