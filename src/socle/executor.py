@@ -11,6 +11,7 @@ lets unrelated branches finish.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 import threading
@@ -35,6 +36,8 @@ from socle.registry.client import RegistryClient
 from socle.registry.reference import Reference
 from socle.state import BASE_DIGEST, BASE_NAME, CREATED, FINGERPRINT, INPUTS
 from socle.vcs import Revision
+
+log = logging.getLogger(__name__)
 
 SOURCE = "org.opencontainers.image.source"
 REVISION = "org.opencontainers.image.revision"
@@ -81,6 +84,7 @@ class Executor:
         revision: Revision | None = None,
         gates: Sequence[Gate] = (),
         publishers: Sequence[Publisher] = (),
+        fetch: Callable[[Reference, Path], Path] | None = None,
     ) -> None:
         self.catalog = catalog
         self.graph = graph
@@ -91,6 +95,7 @@ class Executor:
         self.revision = revision or Revision.of(catalog.path.parent)
         self.gates = tuple(gates)
         self.publishers = tuple(publishers)
+        self.fetch = fetch or fetch_layout  # a published image as a local layout, for the gates
         self._lock = threading.Lock()
 
     def run(self, plan: Plan, *, selected: set[str] | None = None) -> list[Outcome]:
@@ -155,9 +160,12 @@ class Executor:
         outcome = outcomes[step.variant.key]
         try:
             outcome.digest = future.result()
-        except SocleError as exc:
-            outcome.status, outcome.error = Status.FAILED, exc.message
-            self.observer(Event(Status.FAILED, outcome.key, exc.message))
+        except Exception as exc:  # one image's failure must not stop unrelated branches
+            message = exc.message if isinstance(exc, SocleError) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, SocleError):
+                log.error("unexpected error building %s", outcome.key, exc_info=exc)
+            outcome.status, outcome.error = Status.FAILED, message
+            self.observer(Event(Status.FAILED, outcome.key, message))
             for child in self.graph.descendants(step.variant):
                 if child.key in waiting:
                     del waiting[child.key]
@@ -185,7 +193,7 @@ class Executor:
         try:
             if upstream:
                 digest = self._republish(variant, target)
-                layout = fetch_layout(target.with_digest(digest), folder / "layout")
+                layout = self.fetch(target.with_digest(digest), folder / "layout")
             elif variant.image.kind is Kind.BOOTSTRAP:
                 layout = self._bootstrap(variant, folder, annotations)
             else:
