@@ -329,24 +329,29 @@ class Executor:
             for o in outcomes.values()
             if o.status in (Status.FAILED, Status.BLOCKED)
         }
-        for step in plan.steps:
-            outcome = outcomes[step.variant.key]
-            if outcome.digest is None or step.variant.image.name in broken:
-                continue
-            if not self._healthy(step.variant, outcomes):
-                continue
-            target = Reference(
-                self.catalog.registry, step.variant.image.repository, digest=outcome.digest
-            )
-            for tag in step.variant.tags:
-                current = self.client.head_manifest(target.with_tag(tag))
-                if current is None or current.digest != outcome.digest:
-                    self.client.tag(target, tag)
-                    outcome.tags_moved.append(tag)
+        moving = [
+            outcomes[s.variant.key]
+            for s in plan.steps
+            if outcomes[s.variant.key].digest is not None
+            and s.variant.image.name not in broken
+            and self._healthy(s.variant, outcomes)
+        ]
+        wanted = [
+            (o, Reference(self.catalog.registry, o.step.variant.image.repository, tag=tag))
+            for o in moving
+            for tag in o.step.variant.tags
+        ]
+        # One batch of HEADs for every tag, then a PUT of the same bytes where one is stale.
+        current = self.client.head_manifests([ref for _, ref in wanted])
+        for (outcome, ref), found in zip(wanted, current, strict=True):
+            assert outcome.digest is not None and ref.tag is not None
+            if found is None or found.digest != outcome.digest:
+                self.client.tag(ref.with_digest(outcome.digest), ref.tag)
+                outcome.tags_moved.append(ref.tag)
+        for outcome in moving:
             if outcome.tags_moved:
-                self.observer(
-                    Event(Status.TAGGED, outcome.key, " ".join(outcome.tags_moved), outcome.digest)
-                )
+                message = " ".join(outcome.tags_moved)
+                self.observer(Event(Status.TAGGED, outcome.key, message, outcome.digest))
 
     def _healthy(self, variant: Variant, outcomes: Mapping[str, Outcome]) -> bool:
         chain = [variant, *self.graph.ancestors(variant)]
