@@ -96,6 +96,9 @@ class Executor:
         self.gates = tuple(gates)
         self.publishers = tuple(publishers)
         self.fetch = fetch or fetch_layout  # a published image as a local layout, for the gates
+        # Local images of this run: removing one while a parallel build pulls layers it
+        # shares made buildah fail with "layer not known", so they go at the end.
+        self._leftovers: list[str] = []
         self._lock = threading.Lock()
 
     def run(self, plan: Plan, *, selected: set[str] | None = None) -> list[Outcome]:
@@ -116,6 +119,9 @@ class Executor:
         try:
             self._build_all(todo, outcomes, work)
         finally:
+            for name in self._leftovers:
+                self.builder.remove(name)
+            self._leftovers.clear()
             if not self.options.keep_work:
                 shutil.rmtree(work, ignore_errors=True)
         self._move_tags(plan, outcomes)
@@ -218,7 +224,8 @@ class Executor:
                 self.observer(Event(Status.PUSHING, variant.key, publisher.name))
                 publisher.publish(subject, target.with_digest(digest))
         finally:
-            self.builder.remove(local)
+            # Removed after the build phase, never while another build may share its layers.
+            self._leftovers.append(local)
         self.client.tag(target.with_digest(digest), variant.exact_tag)
         outcomes[variant.key].seconds = time.monotonic() - started
         return digest
