@@ -30,13 +30,37 @@ from socle.builders import BUILDERS
     default=None,
     help="Default: $XDG_DATA_HOME/socle.",
 )
-def up_cmd(registry_addr: str, builder: str, data_dir: Path | None) -> None:
+@click.option(
+    "--notify",
+    "notify_url",
+    metavar="URL",
+    help="Have the registry send push notifications here (e.g. `socle watch --listen`).",
+)
+@click.option(
+    "--notify-secret-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The shared secret the registry sends with each notification (Authorization: Bearer).",
+)
+def up_cmd(
+    registry_addr: str,
+    builder: str,
+    data_dir: Path | None,
+    notify_url: str | None,
+    notify_secret_file: Path | None,
+) -> None:
     """Start the local registry (and dockerd for the docker builder) if not running."""
     from socle import stack
+    from socle.watch import read_secret
 
-    for line in stack.up(
-        stack.StackPaths.default(data_dir), registry_addr=registry_addr, docker=builder == "docker"
-    ):
+    notify = []
+    if notify_url:
+        if notify_secret_file is None:
+            raise click.UsageError("--notify needs --notify-secret-file (socle watch checks it)")
+        header = ("Authorization", f"Bearer {read_secret(notify_secret_file)}")
+        notify.append(stack.Webhook(notify_url, header))
+    paths = stack.StackPaths.default(data_dir)
+    lines = stack.up(paths, registry_addr=registry_addr, docker=builder == "docker", notify=notify)
+    for line in lines:
         click.echo(line)
 
 
