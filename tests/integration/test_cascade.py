@@ -71,6 +71,20 @@ def two_families(root: Path, registry: LocalRegistry, namespace: str) -> Path:
     return catalog
 
 
+def pinned_families(
+    registry: LocalRegistry, root: Path, namespace: str, env: dict[str, str]
+) -> Path:
+    """Both upstream OS images pushed, the catalog written and its pins resolved."""
+    write_busybox_layout(root / "v1")
+    push_upstream(registry, root / "v1", f"{namespace}-up/os-a:1")
+    push_upstream(registry, root / "v1", f"{namespace}-up/os-b:1")
+    catalog = two_families(root, registry, namespace)
+    pinned = socle("pins", "update", "-c", str(catalog), env=env)
+    assert pinned.returncode == 0, pinned.stderr
+    assert "2 pin(s) changed" in pinned.stdout
+    return catalog
+
+
 def built(result: subprocess.CompletedProcess[str]) -> set[str]:
     """Variant keys the run reports as built (plain progress lines on stderr)."""
     return {
@@ -92,13 +106,7 @@ def env(registry: LocalRegistry, tmp_path: Path) -> dict[str, str]:
 def test_upstream_move_rebuilds_exactly_its_subtree(
     registry: LocalRegistry, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    write_busybox_layout(tmp_path / "v1")
-    push_upstream(registry, tmp_path / "v1", "casc-up/os-a:1")
-    push_upstream(registry, tmp_path / "v1", "casc-up/os-b:1")
-    catalog = two_families(tmp_path, registry, "casc")
-    pinned = socle("pins", "update", "-c", str(catalog), env=env)
-    assert pinned.returncode == 0, pinned.stderr
-    assert "2 pin(s) changed" in pinned.stdout
+    catalog = pinned_families(registry, tmp_path, "casc", env)
     first = socle("build", "-c", str(catalog), env=env)
     assert first.returncode == 0, first.stderr
     assert len(built(first)) == 6
@@ -131,11 +139,7 @@ def test_upstream_move_rebuilds_exactly_its_subtree(
 def test_failed_child_keeps_its_family_floating_tags_and_siblings_publish(
     registry: LocalRegistry, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    write_busybox_layout(tmp_path / "v1")
-    push_upstream(registry, tmp_path / "v1", "fail-up/os-a:1")
-    push_upstream(registry, tmp_path / "v1", "fail-up/os-b:1")
-    catalog = two_families(tmp_path, registry, "fail")
-    socle("pins", "update", "-c", str(catalog), env=env)
+    catalog = pinned_families(registry, tmp_path, "fail", env)
     assert socle("build", "-c", str(catalog), env=env).returncode == 0
     ns = f"{registry.host}/fail"
     old = {
@@ -178,13 +182,9 @@ def test_failed_child_keeps_its_family_floating_tags_and_siblings_publish(
 def test_kill_9_mid_cascade_then_rerun_completes_without_redoing(
     registry: LocalRegistry, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    write_busybox_layout(tmp_path / "v1")
-    push_upstream(registry, tmp_path / "v1", "kill-up/os-a:1")
-    push_upstream(registry, tmp_path / "v1", "kill-up/os-b:1")
-    catalog = two_families(tmp_path, registry, "kill")
+    catalog = pinned_families(registry, tmp_path, "kill", env)
     for name in ("mid", "leaf", "other"):
         context(tmp_path, name, f"RUN sleep 1 && echo {name} > /{name}")
-    socle("pins", "update", "-c", str(catalog), env=env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "socle", "build", "-c", str(catalog), "-j", "1"],
         env={**os.environ, **env},
