@@ -8,14 +8,12 @@ rebuild reason. The planner stays pure: these reasons are passed to it.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 
 from socle.builders.interface import Builder
 from socle.catalog import Catalog, Kind
 from socle.convention import Variant
-from socle.executor import fetch_layout
+from socle.executor import local_copy
 from socle.plan import Plan, Reason
 from socle.registry.reference import Reference
 from socle.updates import PendingUpdate, pending_security_updates, security_sources
@@ -50,14 +48,9 @@ def check_image(ref: Reference, variant: Variant, builder: Builder) -> list[Pend
     spec = variant.version.bootstrap
     assert spec is not None
     name = f"socle-check/{variant.image.name}:{variant.exact_tag}"
-    with tempfile.TemporaryDirectory(prefix="socle-check-") as tmp:
-        layout = fetch_layout(ref, Path(tmp) / "layout")
-        builder.load(layout, name)
-        try:
-            sources = security_sources(spec.suite, mirror=spec.mirror, components=spec.components)
-            return pending_security_updates(builder, name, sources=sources)
-        finally:
-            builder.remove(name)
+    with local_copy(builder, ref, name):
+        sources = security_sources(spec.suite, mirror=spec.mirror, components=spec.components)
+        return pending_security_updates(builder, name, sources=sources)
 
 
 def describe(updates: list[PendingUpdate]) -> str:

@@ -16,8 +16,9 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -363,6 +364,21 @@ class Executor:
     def _healthy(self, variant: Variant, outcomes: Mapping[str, Outcome]) -> bool:
         chain = [variant, *self.graph.ancestors(variant)]
         return not any(outcomes[v.key].status in (Status.FAILED, Status.BLOCKED) for v in chain)
+
+
+@contextmanager
+def local_copy(builder: Builder, ref: Reference, name: str) -> Iterator[Path]:
+    """The published image `ref`, runnable in `builder` as `name`; yields its layout.
+
+    Removed again on exit: for checks and tests of what is published.
+    """
+    with tempfile.TemporaryDirectory(prefix="socle-copy-") as tmp:
+        layout = fetch_layout(ref, Path(tmp) / "layout")
+        builder.load(layout, name)
+        try:
+            yield layout
+        finally:
+            builder.remove(name)
 
 
 def fetch_layout(ref: Reference, layout: Path) -> Path:

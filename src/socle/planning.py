@@ -30,11 +30,3 @@ def plan_with_state(
     published = state.lookup([v.ref(catalog.registry) for v in graph.variants])
     moment = now or datetime.now(UTC)
     return make_plan(graph, catalog.registry, inputs, published, now=moment, extra=extra)
-
-
-def plan_against_registry(catalog: Catalog, graph: Graph) -> Plan:
-    """The plan against the catalog's live registry."""
-    from socle.registry.state import RegistryState
-
-    with RegistryState.from_config() as state:
-        return plan_with_state(catalog, graph, state)

@@ -83,6 +83,12 @@ def test_passing_tests_are_recorded_and_a_failing_test_blocks_the_tags(
     assert skopeo_inspect(f"{registry.host}/gated/leaf:2-tool1-base1")["Digest"].startswith(
         "sha256:"
     )
+    # socle test runs the same tests against what is published now.
+    junit = tmp_path / "leaf.junit.xml"
+    tested = socle("test", "-c", str(fixed), "leaf", "--junit", str(junit), env=env)
+    assert tested.returncode == 0, tested.stderr
+    assert "leaf:2-tool1-base1: ok leaf answers" in tested.stdout
+    assert ET.parse(junit).getroot().get("tests") == "4"
 
 
 def test_build_signs_and_attests_every_image_before_its_tags(

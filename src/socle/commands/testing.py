@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import click
@@ -25,7 +24,7 @@ def test_cmd(
 ) -> None:
     """Run the tests IMAGE declares (and inherits) against its published image, without network."""
     from socle.builders import BUILDERS
-    from socle.executor import fetch_layout
+    from socle.executor import local_copy
     from socle.gates import variant_tests
     from socle.imagetests import run_tests, to_junit_xml
     from socle.layout import read_image_layout
@@ -36,10 +35,7 @@ def test_cmd(
     tool = BUILDERS[builder]()
     failed = 0
     suites = []
-    with (
-        RegistryClient.from_config() as client,
-        tempfile.TemporaryDirectory(prefix="socle-test-") as tmp,
-    ):
+    with RegistryClient.from_config() as client:
         for variant in graph.select([image]):
             tests = variant_tests(variant)
             if not tests:
@@ -49,15 +45,9 @@ def test_cmd(
             found = client.head_manifest(ref)
             if found is None:
                 raise SocleError(f"{ref} is not published", hint="run `socle build` first")
-            layout = fetch_layout(
-                ref.with_digest(found.digest), Path(tmp) / variant.key.replace(":", "_")
-            )
             name = f"socle-test/{variant.image.name}:{variant.exact_tag}"
-            tool.load(layout, name)
-            try:
+            with local_copy(tool, ref.with_digest(found.digest), name) as layout:
                 report = run_tests(tool, name, read_image_layout(layout).config, tests)
-            finally:
-                tool.remove(name)
             suites.append(to_junit_xml(report, variant.key))
             for result in report.results:
                 mark = "ok" if result.passed else "FAIL"
