@@ -10,7 +10,6 @@ lets unrelated branches finish.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 from socle import process
 from socle.bootstrap import BootstrapSpec, bootstrap
 from socle.builders.interface import Builder, BuildRequest
+from socle.canonical import canonical_json
 from socle.catalog import Catalog, Kind
 from socle.convention import Variant
 from socle.errors import InputError, SocleError
@@ -309,7 +309,7 @@ class Executor:
         variant = step.variant
         found = {
             FINGERPRINT: step.fingerprint,
-            INPUTS: json.dumps(dict(step.inputs), sort_keys=True, separators=(",", ":")),
+            INPUTS: canonical_json(dict(step.inputs)).decode(),
             CREATED: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             VERSION: variant.version.name,
             REF_NAME: variant.exact_tag,

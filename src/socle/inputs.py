@@ -9,27 +9,18 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import os
 import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from socle.canonical import canonical_json, sha256_digest
 from socle.catalog import Version
 from socle.convention import Variant
 from socle.errors import InputError
 
 Components = tuple[tuple[str, str], ...]
 CHUNK = 1 << 20
-
-
-def canonical(value: object) -> bytes:
-    """Deterministic JSON bytes, the input of every socle hash."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class InputReader:
@@ -59,19 +50,19 @@ class InputReader:
                 (rel, kind, detail, self.file_digest(root / rel) if kind == "file" else "")
                 for rel, kind, detail in walk(root, exclude)
             ]
-            self._trees[key] = sha256(canonical(entries))
+            self._trees[key] = sha256_digest(canonical_json(entries))
         return self._trees[key]
 
 
 def components_of(version: Version, reader: InputReader) -> Components:
     if version.bootstrap is not None:
-        return (("bootstrap", sha256(canonical(version.bootstrap.parameters()))),)
+        return (("bootstrap", sha256_digest(canonical_json(version.bootstrap.parameters()))),)
     if version.upstream is not None:
         pin = version.upstream.digest or f"unpinned:{version.upstream}"
         return (("upstream", pin),)
     assert version.dockerfile is not None and version.context is not None
     return (
-        ("args", sha256(canonical(dict(version.build_args)))),
+        ("args", sha256_digest(canonical_json(dict(version.build_args)))),
         ("context", reader.tree_digest(version.context, version.dockerfile)),
         ("dockerfile", reader.file_digest(version.dockerfile)),
     )

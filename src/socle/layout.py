@@ -21,6 +21,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any
 
+from socle import atomic
+from socle.canonical import canonical_json
 from socle.errors import SocleError
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -38,11 +40,6 @@ NO_ANNOTATIONS: Mapping[str, str] = MappingProxyType({})
 
 class LayoutError(SocleError):
     """An OCI layout that cannot be read (missing file, bad digest, unknown shape)."""
-
-
-def canonical_json(value: object) -> bytes:
-    """The one JSON serialisation socle hashes: sorted keys, no spaces, ASCII."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -165,8 +162,8 @@ def _write_index(out_dir: Path, manifest: Descriptor, ref_name: str | None) -> N
         "mediaType": INDEX_MEDIA_TYPE,
         "manifests": [manifest.to_json()],
     }
-    _atomic_write(out_dir / "oci-layout", canonical_json({"imageLayoutVersion": LAYOUT_VERSION}))
-    _atomic_write(out_dir / "index.json", canonical_json(index))
+    atomic.write_bytes(out_dir / "oci-layout", canonical_json({"imageLayoutVersion": LAYOUT_VERSION}))
+    atomic.write_bytes(out_dir / "index.json", canonical_json(index))
 
 
 def write_blob(layout: Path, data: bytes, media_type: str) -> Descriptor:
@@ -174,7 +171,7 @@ def write_blob(layout: Path, data: bytes, media_type: str) -> Descriptor:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     path = blob_path(layout, digest)
     if not path.exists():
-        _atomic_write(path, data)
+        atomic.write_bytes(path, data)
     return Descriptor(media_type, digest, len(data))
 
 
@@ -219,16 +216,8 @@ def write_layer_blob(layout: Path, tar: Path) -> tuple[Descriptor, str]:
             os.unlink(tmp.name)
             raise
     digest = "sha256:" + sink.sha256.hexdigest()
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, blob_path(layout, digest))
+    atomic.move_into_place(tmp.name, blob_path(layout, digest), mode=0o644)
     return Descriptor(LAYER_MEDIA_TYPE, digest, sink.size), "sha256:" + diff_id.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from socle import atomic
 from socle.catalog import Catalog
 from socle.errors import SocleError
 from socle.registry.client import RegistryClient
@@ -56,6 +57,4 @@ def resolve(catalog: Catalog, client: RegistryClient) -> list[PinChange]:
 def write(path: Path, changes: list[PinChange]) -> None:
     """Rewrite the pins file atomically with every non-inline pin, sorted."""
     lines = [f"{c.key}: {c.after}\n" for c in sorted(changes, key=lambda c: c.key) if not c.inline]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(HEADER + "".join(lines))
-    tmp.replace(path)
+    atomic.write_text(path, HEADER + "".join(lines))

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
+from socle.canonical import canonical_json, sha256_digest
 from socle.convention import Variant
 from socle.graph import Graph
-from socle.inputs import Components, canonical, sha256
+from socle.inputs import Components
 from socle.state import Published
 
 COMPONENT_TEXT = {
@@ -85,7 +86,7 @@ class Plan:
 
 def fingerprint(inputs: Components, parent_fingerprint: str | None) -> str:
     """The fingerprint of a variant from its own inputs and its parent's fingerprint."""
-    return sha256(canonical({"inputs": dict(inputs), "parent": parent_fingerprint}))
+    return sha256_digest(canonical_json({"inputs": dict(inputs), "parent": parent_fingerprint}))
 
 
 def make_plan(

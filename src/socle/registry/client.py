@@ -17,6 +17,7 @@ from types import TracebackType
 
 import httpx
 
+from socle.canonical import sha256_digest
 from socle.errors import InputError
 from socle.registry.auth import Anonymous, CredentialSource, DockerConfig
 from socle.registry.bulk import BulkHeads
@@ -28,7 +29,6 @@ from socle.registry.manifest import (
     Descriptor,
     Manifest,
     matches,
-    sha256_digest,
     with_annotations,
 )
 from socle.registry.reference import Reference, check_digest

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from socle.canonical import canonical_json, sha256_digest
 from socle.registry.errors import InvalidManifest
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -20,11 +21,6 @@ DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+jso
 MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
-
-
-def sha256_digest(data: bytes) -> str:
-    """The OCI digest (`sha256:<hex>`) of `data`."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def matches(data: bytes, digest: str) -> bool:
@@ -113,5 +109,5 @@ def with_annotations(manifest: Manifest, annotations: Mapping[str, str]) -> Mani
     """
     doc = manifest.json()
     doc["annotations"] = {**doc.get("annotations", {}), **annotations}
-    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    data = canonical_json(doc)
     return Manifest(manifest.media_type, sha256_digest(data), data)

@@ -7,6 +7,7 @@ client's keep-alive pool.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
+from socle import atomic
 from socle.registry.client import RegistryClient
 from socle.registry.manifest import Descriptor
 from socle.registry.reference import Reference
@@ -74,12 +76,7 @@ class RegistryState:
         except (OSError, ValueError):
             pass
         manifest = self.client.get_manifest(ref.with_digest(digest))
-        try:
-            self.cache.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(manifest.data)
-            tmp.replace(path)
-        except OSError:
-            pass  # the cache is an optimisation; a read-only home still plans
+        with contextlib.suppress(OSError):  # the cache is an optimisation; a read-only home still plans
+            atomic.write_bytes(path, manifest.data)
         result: dict[str, object] = json.loads(manifest.data)
         return result

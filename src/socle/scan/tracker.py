@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
+from socle import atomic
 from socle.scan.interface import ScanError
 
 SOURCE_ENV = "SOCLE_DEBIAN_TRACKER"
@@ -107,10 +108,7 @@ class _Cache:
         return {str(k): str(v) for k, v in meta.items()}
 
     def write_record(self, record: Mapping[str, str]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.meta.with_name(self.meta.name + ".tmp")
-        tmp.write_text(json.dumps(dict(record)))
-        os.replace(tmp, self.meta)
+        atomic.write_text(self.meta, json.dumps(dict(record)))
 
 
 class _Fetch:
@@ -195,7 +193,7 @@ class _Fetch:
             except BaseException:
                 os.unlink(tmp.name)
                 raise
-        os.replace(tmp.name, self.cache.data)
+        atomic.move_into_place(tmp.name, self.cache.data)
         return data
 
 

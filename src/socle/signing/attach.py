@@ -8,12 +8,12 @@ payload is kept rather than added again, so a resumed build can re-run them.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from socle.errors import InputError
 from socle.registry import Reference, RegistryClient
 from socle.registry.manifest import Descriptor
+from socle.signing import b64
 from socle.signing.bundle import bundle_json, read_bundle
 from socle.signing.checks import check_envelope, check_simple_signing
 from socle.signing.dsse import (
@@ -49,7 +49,7 @@ def sign(client: RegistryClient, ref: Reference, key: SigningKey) -> list[str]:
     """
     subject = _subject(client, ref)
     payload = simple_signing_payload(ref.name, subject.digest)
-    signature = base64.b64encode(key.sign(payload)).decode()
+    signature = b64.encode(key.sign(payload))
     entry = Entry(SIMPLE_SIGNING_MEDIA_TYPE, payload, {SIGNATURE_ANNOTATION: signature})
     public = key.public_key
 

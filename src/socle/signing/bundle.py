@@ -8,11 +8,11 @@ raw bytes are base64 and empty fields are left out.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from socle.signing import b64
 from socle.signing.dsse import Envelope
 from socle.signing.errors import MalformedEntry
 
@@ -34,9 +34,9 @@ def bundle_json(envelope: Envelope, key_hint: str) -> bytes:
         "mediaType": BUNDLE_MEDIA_TYPE,
         "verificationMaterial": {"publicKey": {"hint": key_hint}},
         "dsseEnvelope": {
-            "payload": _b64(envelope.payload),
+            "payload": b64.encode(envelope.payload),
             "payloadType": envelope.payload_type,
-            "signatures": [{"sig": _b64(sig)} for sig in envelope.signatures],
+            "signatures": [{"sig": b64.encode(sig)} for sig in envelope.signatures],
         },
     }
     return json.dumps(document, separators=(",", ":")).encode()
@@ -69,7 +69,3 @@ def _with_keyids(dsse: dict[str, Any]) -> dict[str, Any]:
         return {**dsse, "signatures": [{"keyid": "", **s} for s in dsse["signatures"]]}
     except (KeyError, TypeError):
         raise MalformedEntry("the bundle's envelope has no signatures") from None
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

@@ -6,12 +6,12 @@ The signature covers the pre-authentication encoding (PAE)
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from socle.signing import b64
 from socle.signing.errors import MalformedEntry
 from socle.signing.keys import PublicKey, SigningKey
 
@@ -41,8 +41,8 @@ class Envelope:
         """The envelope as cosign's `.att` layers hold it (go-securesystemslib field order)."""
         document = {
             "payloadType": self.payload_type,
-            "payload": _b64(self.payload),
-            "signatures": [{"keyid": "", "sig": _b64(sig)} for sig in self.signatures],
+            "payload": b64.encode(self.payload),
+            "signatures": [{"keyid": "", "sig": b64.encode(sig)} for sig in self.signatures],
         }
         return json.dumps(document, separators=(",", ":")).encode()
 
@@ -51,8 +51,8 @@ class Envelope:
         """Read an envelope (JSON bytes or an already parsed object)."""
         try:
             doc = json.loads(data) if isinstance(data, bytes) else data
-            signatures = tuple(_unb64(s["sig"]) for s in doc["signatures"])
-            return cls(str(doc["payloadType"]), _unb64(doc["payload"]), signatures)
+            signatures = tuple(b64.decode(s["sig"]) for s in doc["signatures"])
+            return cls(str(doc["payloadType"]), b64.decode(doc["payload"]), signatures)
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise MalformedEntry(f"not a DSSE envelope ({type(exc).__name__}: {exc})") from None
 
@@ -105,13 +105,3 @@ def subject_digests(document: dict[str, Any]) -> set[str]:
         if isinstance(digests, dict):
             found.update(f"{alg}:{value}" for alg, value in digests.items())
     return found
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _unb64(text: object) -> bytes:
-    if not isinstance(text, str):
-        raise TypeError("expected a base64 string")
-    return base64.b64decode(text, validate=True)

@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from socle.signing import sealed
+from socle.signing import b64, sealed
 from socle.signing.errors import BadKey
 
 PRIVATE_KEY_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
@@ -52,7 +52,7 @@ class PublicKey:
     @property
     def hint(self) -> str:
         """Base64 of the SHA-256 of the DER: the key hint cosign puts in Sigstore bundles."""
-        return base64.b64encode(hashlib.sha256(self.der).digest()).decode()
+        return b64.encode(hashlib.sha256(self.der).digest())
 
     def verify(self, data: bytes, signature: bytes) -> bool:
         """True when `signature` (DER) is this key's ECDSA-SHA256 signature of `data`."""
@@ -171,5 +171,5 @@ def _pem_block(pem: bytes, what: str) -> tuple[str, bytes]:
 
 def _pem(kind: str, body: bytes) -> bytes:
     """A PEM block with 64-character lines, as Go's `pem.EncodeToMemory` writes it."""
-    lines = "\n".join(textwrap.wrap(base64.b64encode(body).decode(), 64))
+    lines = "\n".join(textwrap.wrap(b64.encode(body), 64))
     return f"-----BEGIN {kind}-----\n{lines}\n-----END {kind}-----\n".encode()

@@ -10,15 +10,15 @@ layers, which is what cosign pushes.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from socle.canonical import sha256_digest
 from socle.registry import OCI_MANIFEST, ManifestNotFound, Reference, RegistryClient
-from socle.registry.manifest import sha256_digest
+from socle.signing import b64
 from socle.signing.errors import MalformedEntry, SigningError
 
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -73,7 +73,7 @@ def signed_digest(payload: bytes) -> str:
 def signature_of(entry: Entry) -> bytes:
     """The raw signature in a simple-signing entry's annotation (strict base64)."""
     try:
-        return base64.b64decode(entry.annotations.get(SIGNATURE_ANNOTATION, ""), validate=True)
+        return b64.decode(entry.annotations.get(SIGNATURE_ANNOTATION, ""))
     except binascii.Error:
         raise MalformedEntry("its signature annotation is not base64") from None
 

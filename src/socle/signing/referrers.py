@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from socle.canonical import sha256_digest
 from socle.registry import OCI_INDEX, OCI_MANIFEST, ManifestNotFound, Reference, RegistryClient
-from socle.registry.manifest import Descriptor, sha256_digest
+from socle.registry.manifest import Descriptor
 from socle.signing.bundle import BUNDLE_MEDIA_TYPE, BUNDLE_MEDIA_TYPE_PREFIX
 from socle.signing.errors import MalformedEntry, SigningError
 

@@ -14,7 +14,6 @@ gigabytes of memory.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import json
@@ -24,6 +23,7 @@ from typing import Any
 import nacl.exceptions
 import nacl.secret
 
+from socle.signing import b64
 from socle.signing.errors import BadKey, WrongPassphrase
 
 KDF_NAME = "scrypt"
@@ -44,9 +44,9 @@ def seal(plaintext: bytes, passphrase: bytes) -> bytes:
     box = nacl.secret.SecretBox(_derive(passphrase, salt, n, r, p))
     ciphertext = box.encrypt(plaintext, nonce).ciphertext
     document = {
-        "kdf": {"name": KDF_NAME, "params": {"N": n, "r": r, "p": p}, "salt": _b64(salt)},
-        "cipher": {"name": CIPHER_NAME, "nonce": _b64(nonce)},
-        "ciphertext": _b64(ciphertext),
+        "kdf": {"name": KDF_NAME, "params": {"N": n, "r": r, "p": p}, "salt": b64.encode(salt)},
+        "cipher": {"name": CIPHER_NAME, "nonce": b64.encode(nonce)},
+        "ciphertext": b64.encode(ciphertext),
     }
     return json.dumps(document, separators=(",", ":")).encode()
 
@@ -87,9 +87,9 @@ def _parse(document: bytes) -> dict[str, Any]:
             "kdf": kdf["name"],
             "cipher": cipher["name"],
             "params": params,
-            "salt": _unb64(kdf["salt"]),
-            "nonce": _unb64(cipher["nonce"]),
-            "ciphertext": _unb64(doc["ciphertext"]),
+            "salt": b64.decode(kdf["salt"]),
+            "nonce": b64.decode(cipher["nonce"]),
+            "ciphertext": b64.decode(doc["ciphertext"]),
         }
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise _damaged(
@@ -119,13 +119,3 @@ def _damaged(detail: str) -> BadKey:
 
 def _describe(exc: Exception) -> str:
     return f"missing {exc}" if isinstance(exc, KeyError) else type(exc).__name__
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _unb64(text: object) -> bytes:
-    if not isinstance(text, str):
-        raise TypeError("expected a base64 string")
-    return base64.b64decode(text, validate=True)
