@@ -35,7 +35,8 @@ from types import MappingProxyType
 from typing import Any
 
 from socle.errors import InputError, SocleError
-from socle.layout import read_image_layout, write_image_layout
+from socle.oci.layout import read_image_layout, write_image_layout
+from socle.oci.media import CREATED
 from socle.process import CommandError, run, tail_of
 
 VARIANTS = frozenset(
@@ -67,7 +68,6 @@ PLATFORMS: Mapping[str, tuple[str, str | None]] = MappingProxyType(
     }
 )
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-CREATED_ANNOTATION = "org.opencontainers.image.created"
 # Bump when the way a spec becomes an image changes (hooks, options), so fingerprints change.
 RECIPE_VERSION = 1
 MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/maybe-merged-usr")
@@ -417,7 +417,7 @@ def bootstrap(
             out_dir,
             layers=[rootfs],
             config=image_config(spec, epoch, labels),
-            annotations={CREATED_ANNOTATION: rfc3339(epoch)},
+            annotations={CREATED: rfc3339(epoch)},
         )
     return BootstrapResult(
         layout=out_dir,

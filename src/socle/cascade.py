@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from socle.catalog import Catalog
 from socle.convention import Variant
 from socle.graph import Graph
-from socle.registry.reference import Reference
+from socle.oci.reference import Reference
 from socle.watch import Pushed
 
 

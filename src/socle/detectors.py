@@ -13,16 +13,21 @@ from collections.abc import Iterable
 from socle.builders.interface import Builder
 from socle.catalog import Catalog, Kind
 from socle.convention import Variant
-from socle.executor import local_copy
+from socle.localimage import local_copy
+from socle.oci.reference import Reference
 from socle.plan import Plan, Reason
-from socle.registry.reference import Reference
+from socle.registry.interface import ImageSource
 from socle.updates import PendingUpdate, pending_security_updates, security_sources
 
 SHOWN = 5
 
 
 def security_reasons(
-    catalog: Catalog, plan: Plan, builder: Builder, variants: Iterable[Variant] | None = None
+    catalog: Catalog,
+    plan: Plan,
+    source: ImageSource,
+    builder: Builder,
+    variants: Iterable[Variant] | None = None,
 ) -> dict[str, list[Reason]]:
     """`N pending security updates: ...` for every published bootstrapped image that has some.
 
@@ -37,18 +42,20 @@ def security_reasons(
         if wanted is not None and variant.key not in wanted:
             continue
         ref = Reference(catalog.registry, variant.image.repository, digest=step.published.digest)
-        updates = check_image(ref, variant, builder)
+        updates = check_image(source, ref, variant, builder)
         if updates:
             found[variant.key] = [Reason("security-updates", describe(updates))]
     return found
 
 
-def check_image(ref: Reference, variant: Variant, builder: Builder) -> list[PendingUpdate]:
+def check_image(
+    source: ImageSource, ref: Reference, variant: Variant, builder: Builder
+) -> list[PendingUpdate]:
     """Pending security updates of the published image `ref` (a throw-away local copy)."""
     spec = variant.version.bootstrap
     assert spec is not None
     name = f"socle-check/{variant.image.name}:{variant.exact_tag}"
-    with local_copy(builder, ref, name):
+    with local_copy(source, builder, ref, name):
         sources = security_sources(spec.suite, mirror=spec.mirror, components=spec.components)
         return pending_security_updates(builder, name, sources=sources)
 

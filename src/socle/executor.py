@@ -15,14 +15,13 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
-from socle import process
 from socle.bootstrap import BootstrapSpec, bootstrap
 from socle.builders.interface import Builder, BuildRequest
 from socle.canonical import canonical_json
@@ -32,18 +31,16 @@ from socle.errors import InputError, SocleError
 from socle.events import Event, Observer, Status, ignore
 from socle.gates import Gate, Publisher, Subject
 from socle.graph import Graph
+from socle.localimage import fetch_layout
+from socle.oci.media import BASE_DIGEST, BASE_NAME, CREATED, REF_NAME, REVISION, SOURCE, VERSION
+from socle.oci.reference import Reference
 from socle.plan import Action, Plan, Step
 from socle.registry.client import RegistryClient
-from socle.registry.reference import Reference
-from socle.state import BASE_DIGEST, BASE_NAME, CREATED, FINGERPRINT, INPUTS
+from socle.state import FINGERPRINT, INPUTS
 from socle.vcs import Revision
 
 log = logging.getLogger(__name__)
 
-SOURCE = "org.opencontainers.image.source"
-REVISION = "org.opencontainers.image.revision"
-VERSION = "org.opencontainers.image.version"
-REF_NAME = "org.opencontainers.image.ref.name"
 
 
 @dataclass
@@ -96,7 +93,7 @@ class Executor:
         self.revision = revision or Revision.of(catalog.path.parent)
         self.gates = tuple(gates)
         self.publishers = tuple(publishers)
-        self.fetch = fetch or fetch_layout  # a published image as a local layout, for the gates
+        self.fetch = fetch or partial(fetch_layout, client)  # a published image, for the gates
         # Local images of this run: removing one while a parallel build pulls layers it
         # shares made buildah fail with "layer not known", so they go at the end.
         self._leftovers: list[str] = []
@@ -364,29 +361,6 @@ class Executor:
     def _healthy(self, variant: Variant, outcomes: Mapping[str, Outcome]) -> bool:
         chain = [variant, *self.graph.ancestors(variant)]
         return not any(outcomes[v.key].status in (Status.FAILED, Status.BLOCKED) for v in chain)
-
-
-@contextmanager
-def local_copy(builder: Builder, ref: Reference, name: str) -> Iterator[Path]:
-    """The published image `ref`, runnable in `builder` as `name`; yields its layout.
-
-    Removed again on exit: for checks and tests of what is published.
-    """
-    with tempfile.TemporaryDirectory(prefix="socle-copy-") as tmp:
-        layout = fetch_layout(ref, Path(tmp) / "layout")
-        builder.load(layout, name)
-        try:
-            yield layout
-        finally:
-            builder.remove(name)
-
-
-def fetch_layout(ref: Reference, layout: Path) -> Path:
-    """A local OCI layout of a published image (skopeo), for gates and checks to examine."""
-    tls = [] if not insecure(ref.registry) else ["--src-tls-verify=false"]
-    layout.parent.mkdir(parents=True, exist_ok=True)
-    process.run(["skopeo", "copy", "--quiet", *tls, f"docker://{ref}", f"oci:{layout}"])
-    return layout
 
 
 def insecure(registry: str) -> tuple[str, ...]:

@@ -93,7 +93,7 @@ class BuildJob:
         plan = plan_with_state(self.catalog, self.graph, self.state, extra=extra)
         if not self.settings.security_updates:
             return plan
-        found = security_reasons(self.catalog, plan, self.builder)
+        found = security_reasons(self.catalog, plan, self.state.client, self.builder)
         if not found:
             return plan
         return plan_with_state(

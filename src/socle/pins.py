@@ -12,8 +12,8 @@ from pathlib import Path
 from socle import atomic
 from socle.catalog import Catalog
 from socle.errors import SocleError
+from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient
-from socle.registry.reference import Reference
 
 HEADER = (
     "# Upstream images pinned by digest. Written by `socle pins update`;\n"

@@ -11,12 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from socle.oci.media import BASE_DIGEST, CREATED
+
 # Annotations socle writes on every image it publishes (manifest annotations and config labels).
 FINGERPRINT = "io.github.socle.fingerprint"
 INPUTS = "io.github.socle.inputs"
-BASE_NAME = "org.opencontainers.image.base.name"
-BASE_DIGEST = "org.opencontainers.image.base.digest"
-CREATED = "org.opencontainers.image.created"
 TESTS = "io.github.socle.tests"  # what each trust gate found, recorded by socle.gates
 SBOM = "io.github.socle.sbom"
 SCAN = "io.github.socle.scan"

@@ -28,8 +28,9 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from socle.errors import InputError, SocleError
-from socle.registry.manifest import MANIFEST_TYPES, Descriptor
-from socle.registry.reference import Reference, is_digest
+from socle.oci.content import Descriptor
+from socle.oci.media import MANIFEST_TYPES
+from socle.oci.reference import Reference, is_digest
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import pytest
 
 from socle.bootstrap import BootstrapSpec, bootstrap, rfc3339
 from socle.errors import SocleError
-from socle.layout import read_image_layout
+from socle.oci.layout import read_image_layout
 from socle.process import run
 from tests.integration.conftest import BOOTSTRAP_LABELS, Bootstrapped
 

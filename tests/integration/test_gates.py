@@ -94,8 +94,8 @@ def test_passing_tests_are_recorded_and_a_failing_test_blocks_the_tags(
 def test_build_signs_and_attests_every_image_before_its_tags(
     registry: LocalRegistry, busybox: str, tmp_path: Path
 ) -> None:
+    from socle.oci.reference import Reference
     from socle.registry.client import RegistryClient
-    from socle.registry.reference import Reference
     from socle.signing import SIGN_PREDICATE, SLSA_PROVENANCE_V1
     from tests.integration.test_signing import bundles_from_registry, js_verify
 

@@ -10,15 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from socle.oci.content import Manifest
+from socle.oci.media import DOCKER_MANIFEST, OCI_INDEX
+from socle.oci.reference import Reference
 from socle.process import run
-from socle.registry import (
-    DOCKER_MANIFEST,
-    OCI_INDEX,
-    Manifest,
-    Reference,
-    RegistryClient,
-    RegistryUnreachable,
-)
+from socle.registry.client import RegistryClient
+from socle.registry.errors import RegistryUnreachable
 from tests.integration.conftest import LocalRegistry, free_port
 from tests.unit.registry.registry_images import (
     TinyImage,

@@ -18,11 +18,12 @@ from click.testing import CliRunner, Result
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from socle.layout import write_image_layout
+from socle.localimage import pull_layout
+from socle.oci.layout import write_image_layout
+from socle.oci.reference import Reference
 from socle.policy import AllowEntry, Policy, evaluate
-from socle.registry import Reference, RegistryClient
+from socle.registry.client import RegistryClient
 from socle.sbom import Ecosystem, inventory
-from socle.sbom.fetch import pull_layout
 from socle.scan import ScanTarget
 from socle.scan.debian import DebianTrackerScanner
 from socle.scan.tracker import load_tracker

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from socle.cli import cli, main
-from socle.registry import Reference, RegistryClient
+from socle.oci.reference import Reference
+from socle.registry.client import RegistryClient
 from socle.signing import (
     SIGN_PREDICATE,
     SLSA_PROVENANCE_V1,

@@ -19,8 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from socle.oci.reference import Reference
 from socle.process import run
-from socle.registry import Reference, RegistryClient
+from socle.registry.client import RegistryClient
 from socle.stack import StackPaths, Webhook, render_registry_config
 from socle.watch import DISTRIBUTION_EVENTS, Poller, Pushed, Receiver, read_secret
 from tests.integration.images import write_busybox_layout

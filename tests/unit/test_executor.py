@@ -10,11 +10,11 @@ import httpx
 from socle.builders.interface import BuildFailed, BuildRequest, BuildResult, RunResult
 from socle.events import Event, Status
 from socle.executor import Executor, RunOptions
+from socle.localimage import pull_layout
+from socle.oci.reference import Reference
 from socle.planning import plan_with_state
 from socle.registry.client import RegistryClient
-from socle.registry.reference import Reference
 from socle.registry.state import RegistryState
-from socle.sbom.fetch import pull_layout
 from socle.validate import validate
 from tests.conftest import CatalogWriter
 from tests.unit.registry.registry_fakes import FakeRegistry

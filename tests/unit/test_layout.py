@@ -10,16 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from socle.layout import (
-    CONFIG_MEDIA_TYPE,
-    INDEX_MEDIA_TYPE,
-    LAYER_MEDIA_TYPE,
-    MANIFEST_MEDIA_TYPE,
-    LayoutError,
-    canonical_json,
-    read_image_layout,
-    write_image_layout,
-)
+from socle.canonical import canonical_json
+from socle.oci.errors import LayoutError
+from socle.oci.layout import read_image_layout, write_image_layout
+from socle.oci.media import OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST
 
 CONFIG = {
     "architecture": "amd64",
@@ -85,17 +79,17 @@ def test_the_layout_follows_the_oci_image_layout_spec(tmp_path: Path, layers: li
     assert json.loads((out / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
     index = json.loads((out / "index.json").read_text())
     assert index["schemaVersion"] == 2
-    assert index["mediaType"] == INDEX_MEDIA_TYPE
+    assert index["mediaType"] == OCI_INDEX
     [entry] = index["manifests"]
-    assert entry["mediaType"] == MANIFEST_MEDIA_TYPE
+    assert entry["mediaType"] == OCI_MANIFEST
     assert entry["digest"] == digest
     assert entry["annotations"] == {"org.opencontainers.image.ref.name": "12"}
     manifest_bytes = (out / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
     assert sha256(manifest_bytes) == digest
     assert entry["size"] == len(manifest_bytes)
     manifest = json.loads(manifest_bytes)
-    assert manifest["config"]["mediaType"] == CONFIG_MEDIA_TYPE
-    assert [layer["mediaType"] for layer in manifest["layers"]] == [LAYER_MEDIA_TYPE] * 2
+    assert manifest["config"]["mediaType"] == OCI_CONFIG
+    assert [layer["mediaType"] for layer in manifest["layers"]] == [OCI_LAYER_GZIP] * 2
     assert manifest["annotations"] == {"a": "b"}
 
 
@@ -121,20 +115,20 @@ def test_reading_returns_what_was_written(tmp_path: Path, layers: list[Path]) ->
     image = read_image_layout(out)
 
     assert image.digest == digest
-    assert image.media_type == MANIFEST_MEDIA_TYPE
-    assert sha256(image.manifest_bytes) == digest
+    assert image.manifest.media_type == OCI_MANIFEST
+    assert sha256(image.manifest.data) == digest
     assert image.ref_name == "latest"
     assert image.config["config"]["Labels"] == {"team": "platform"}
     assert image.config["rootfs"]["type"] == "layers"
     assert len(image.diff_ids) == 2
-    assert image.config_descriptor.media_type == CONFIG_MEDIA_TYPE
+    assert image.config_descriptor.media_type == OCI_CONFIG
     assert image.blob_path(image.config_descriptor.digest).is_file()
 
 
 def test_json_is_canonical(tmp_path: Path, layers: list[Path]) -> None:
     assert canonical_json({"b": 1, "a": [1, {"d": 2, "c": 3}]}) == b'{"a":[1,{"c":3,"d":2}],"b":1}'
     image = read_image_layout(_written(tmp_path, layers))
-    assert image.manifest_bytes == canonical_json(json.loads(image.manifest_bytes))
+    assert image.manifest.data == canonical_json(json.loads(image.manifest.data))
 
 
 def test_a_given_rootfs_is_replaced_by_the_computed_one(tmp_path: Path, layers: list[Path]) -> None:

@@ -12,9 +12,10 @@ import httpx
 import pytest
 
 from socle.errors import InputError, SocleError
+from socle.oci.content import Descriptor
+from socle.oci.media import OCI_INDEX, OCI_MANIFEST
+from socle.oci.reference import Reference
 from socle.registry.errors import RegistryUnreachable
-from socle.registry.manifest import OCI_INDEX, OCI_MANIFEST, Descriptor
-from socle.registry.reference import Reference
 from socle.watch import (
     DISTRIBUTION_EVENTS,
     BadNotification,

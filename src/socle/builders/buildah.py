@@ -24,9 +24,9 @@ from socle.builders.interface import (
     build_log,
     oci_reference,
     prepare_output,
-    single_manifest,
 )
 from socle.errors import InputError
+from socle.oci.layout import index_descriptor
 from socle.process import CommandError, Completed
 
 Runner = Callable[..., Completed]
@@ -94,7 +94,7 @@ class BuildahBuilder:
         except CommandError as exc:
             raise BuildFailed(request.name, build_log(exc.stdout, exc.stderr)) from exc
         self._run(push_command(request.name, request.output, storage_driver=self._driver))
-        single_manifest(request.output)
+        index_descriptor(request.output)
         return BuildResult(request.output, build_log(done.stdout, done.stderr, lines=20))
 
     def load(self, layout: Path, name: str) -> None:
@@ -104,7 +104,7 @@ class BuildahBuilder:
         the layout is pulled through a uniquely named symlink and that
         temporary name is dropped once `name` is set.
         """
-        single_manifest(layout)
+        index_descriptor(layout)
         alias = f"socle-load-{secrets.token_hex(8)}"
         with tempfile.TemporaryDirectory(prefix="socle-load-") as tmp:
             (Path(tmp) / alias).symlink_to(layout.resolve(), target_is_directory=True)

@@ -23,9 +23,9 @@ from socle.builders.interface import (
     oci_reference,
     prepare_output,
     qualified_tag,
-    single_manifest,
 )
 from socle.errors import InputError
+from socle.oci.layout import index_descriptor
 from socle.process import CommandError, Completed
 
 Runner = Callable[..., Completed]
@@ -86,13 +86,13 @@ class DockerBuilder:
             log = build_log(exc.stdout, _without_notice(exc.stderr))
             raise BuildFailed(request.name, log) from exc
         self._run(export_command(request.name, request.output))
-        single_manifest(request.output)
+        index_descriptor(request.output)
         log = build_log(done.stdout, _without_notice(done.stderr), lines=20)
         return BuildResult(request.output, log)
 
     def load(self, layout: Path, name: str) -> None:
         """Copy the layout's image into the daemon under `name`."""
-        single_manifest(layout)
+        index_descriptor(layout)
         self._run(load_command(layout, name))
 
     def run(

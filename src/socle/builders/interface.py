@@ -7,13 +7,12 @@ run a command in it without network for the image's tests.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from socle.errors import InputError, SocleError
 from socle.process import tail_of
@@ -143,18 +142,6 @@ def prepare_output(output: Path) -> None:
         hint="choose an empty or new folder for the build output",
     )
 
-
-def single_manifest(layout: Path) -> dict[str, Any]:
-    """The one manifest descriptor of an OCI layout's index; raise if there is not exactly one."""
-    try:
-        index = json.loads((layout / "index.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise SocleError(f"{layout} is not a readable OCI image layout: {exc}") from exc
-    manifests = index.get("manifests", [])
-    if len(manifests) != 1:
-        raise SocleError(f"{layout} holds {len(manifests)} manifests, expected exactly one")
-    descriptor: dict[str, Any] = manifests[0]
-    return descriptor
 
 
 def qualified_tag(name: str) -> str:

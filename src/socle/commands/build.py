@@ -58,7 +58,7 @@ def why_cmd(
             from socle.detectors import security_reasons
 
             lineage_variants = [v for v in graph.variants if v.key in lineage]
-            found = security_reasons(catalog, plan, job.builder, lineage_variants)
+            found = security_reasons(catalog, plan, state.client, job.builder, lineage_variants)
             plan = job.plan(extra=found) if found else plan
     keys = {v.key for v in wanted}
     for step in (s for s in plan.steps if s.variant.key in keys):

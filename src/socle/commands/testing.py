@@ -24,12 +24,12 @@ def test_cmd(
 ) -> None:
     """Run the tests IMAGE declares (and inherits) against its published image, without network."""
     from socle.builders import BUILDERS
-    from socle.executor import local_copy
     from socle.gates import variant_tests
     from socle.imagetests import run_tests, to_junit_xml
-    from socle.layout import read_image_layout
+    from socle.localimage import local_copy
+    from socle.oci.layout import read_image_layout
+    from socle.oci.reference import Reference
     from socle.registry.client import RegistryClient
-    from socle.registry.reference import Reference
 
     catalog, graph = open_catalog(catalog_path, registry)
     tool = BUILDERS[builder]()
@@ -46,7 +46,7 @@ def test_cmd(
             if found is None:
                 raise SocleError(f"{ref} is not published", hint="run `socle build` first")
             name = f"socle-test/{variant.image.name}:{variant.exact_tag}"
-            with local_copy(tool, ref.with_digest(found.digest), name) as layout:
+            with local_copy(client, tool, ref.with_digest(found.digest), name) as layout:
                 report = run_tests(tool, name, read_image_layout(layout).config, tests)
             suites.append(to_junit_xml(report, variant.key))
             for result in report.results:

@@ -79,8 +79,8 @@ def wait(stop: threading.Event) -> None:
 
 
 def poll_forever(cascade: Cascade, interval: float, stop: threading.Event) -> None:
+    from socle.oci.reference import Reference
     from socle.registry.client import RegistryClient
-    from socle.registry.reference import Reference
     from socle.watch import Poller
 
     catalog, graph = open_catalog(cascade.catalog_path, cascade.registry)

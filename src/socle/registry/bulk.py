@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from socle.registry.manifest import Descriptor
-from socle.registry.reference import Reference
+from socle.oci.content import Descriptor
+from socle.oci.reference import Reference
 
 Lookup = Callable[[Reference], Descriptor | None]
 WORKERS = 16

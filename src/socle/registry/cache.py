@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from socle.registry.manifest import Manifest
+from socle.oci.content import Manifest
 
 
 class ManifestCache:

@@ -1,6 +1,6 @@
 """socle's OCI distribution client: manifests, blobs, tags, layouts and copies.
 
-All methods take a :class:`~socle.registry.reference.Reference` and speak the
+All methods take a :class:`~socle.oci.reference.Reference` and speak the
 distribution API over one pooled, thread-safe :class:`~socle.registry.session.Session`.
 Manifests are immutable by digest, so they are cached in memory by
 (repository, digest): tagging the same manifest again costs one PUT.
@@ -19,19 +19,16 @@ import httpx
 
 from socle.canonical import sha256_digest
 from socle.errors import InputError
+from socle.oci.content import Descriptor, Manifest, matches, with_annotations
+from socle.oci.errors import DigestMismatch, InvalidManifest
+from socle.oci.layout import read_image_layout
+from socle.oci.media import MANIFEST_TYPES
+from socle.oci.reference import Reference, check_digest
 from socle.registry.auth import Anonymous, CredentialSource, DockerConfig
 from socle.registry.bulk import BulkHeads
 from socle.registry.cache import ManifestCache
-from socle.registry.errors import DigestMismatch, InvalidManifest, ManifestNotFound, RegistryError
-from socle.registry.layout import read_layout
-from socle.registry.manifest import (
-    MANIFEST_TYPES,
-    Descriptor,
-    Manifest,
-    matches,
-    with_annotations,
-)
-from socle.registry.reference import Reference, check_digest
+from socle.registry.errors import ManifestNotFound, RegistryError
+from socle.registry.interface import BlobSource
 from socle.registry.session import Call, Content, Session, check, describe_transport_error
 
 USER_AGENT = "socle"
@@ -41,9 +38,6 @@ MANIFEST_CACHE_SIZE = 4096
 TAGS_PAGE_SIZE = 1000
 CHUNK_SIZE = 1 << 20
 ACCEPT_MANIFESTS = ", ".join(MANIFEST_TYPES)
-
-# What a blob upload reads from: the bytes, or a file streamed in chunks.
-BlobSource = bytes | Path
 
 
 @dataclass(frozen=True)
@@ -298,7 +292,7 @@ class RegistryClient:
         uploaded otherwise. `annotations` are merged into the manifest (a new digest).
         Any tag on `dst` is ignored: move tags with :meth:`tag` once the image is accepted.
         """
-        image = read_layout(layout_dir)
+        image = read_image_layout(layout_dir)
         for blob in image.manifest.blobs():
             payload = partial(_Payload.of, image.blob_path(blob.digest))
             self._ensure(dst, blob.digest, payload, mount_from)

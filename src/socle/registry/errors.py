@@ -64,24 +64,6 @@ class RegistryError(RegistryFailure):
         self.body = body
 
 
-class DigestMismatch(RegistryFailure):
-    """Content whose sha256 is not the digest it was asked or announced under."""
-
-    def __init__(self, what: str, expected: str, actual: str) -> None:
-        super().__init__(
-            f"digest mismatch for {what}: expected {expected}, got {actual}",
-            hint="the registry or a proxy altered the content; retry, then report it",
-        )
-
-
-class InvalidManifest(RegistryFailure):
-    """A manifest or index that is not the JSON document its media type promises."""
-
-    def __init__(self, digest: str, detail: str) -> None:
-        super().__init__(f"invalid manifest {digest}: {detail}")
-        self.digest = digest
-
-
 def describe_body(body: str) -> str:
     """The distribution `{"errors": [...]}` codes and messages, else an excerpt of the body."""
     try:

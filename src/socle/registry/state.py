@@ -16,9 +16,9 @@ from pathlib import Path
 from types import TracebackType
 
 from socle import atomic
+from socle.oci.content import Descriptor
+from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient
-from socle.registry.manifest import Descriptor
-from socle.registry.reference import Reference
 from socle.state import Published
 
 WORKERS = 16

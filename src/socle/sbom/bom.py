@@ -15,7 +15,7 @@ from cyclonedx.spdx import fixup_id
 from packageurl import PackageURL
 
 from socle import __version__
-from socle.registry.reference import Reference
+from socle.oci.reference import Reference
 from socle.sbom.model import Distro, Ecosystem, Inventory, Package
 
 SCHEMA_VERSION = SchemaVersion.V1_6

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from socle.registry.layout import read_layout
+from socle.oci.layout import read_image_layout
 from socle.sbom import debian, jars, pypi
 from socle.sbom.layers import Found, Node, TooLarge, lookup, read_files
 from socle.sbom.model import Distro, Ecosystem, Inventory, Package
@@ -77,7 +77,7 @@ def _is_status_d(path: str) -> bool:
 
 def inventory(layout_dir: Path) -> Inventory:
     """Inventory the image of the OCI layout at `layout_dir` without running it."""
-    image = read_layout(layout_dir)
+    image = read_image_layout(layout_dir)
     manifest = image.manifest.json()
     layers = [image.blob_path(str(layer["digest"])) for layer in manifest.get("layers") or []]
     files = read_files(layers, ImageProbe())

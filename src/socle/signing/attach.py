@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from socle.errors import InputError
-from socle.registry import Reference, RegistryClient
-from socle.registry.manifest import Descriptor
+from socle.oci.content import Descriptor
+from socle.oci.reference import Reference
+from socle.registry.client import RegistryClient
 from socle.signing import b64
 from socle.signing.bundle import bundle_json, read_bundle
 from socle.signing.checks import check_envelope, check_simple_signing

@@ -15,7 +15,8 @@ from typing import TypeVar
 import click
 
 from socle.errors import InputError
-from socle.registry import Reference, RegistryClient
+from socle.oci.reference import Reference
+from socle.registry.client import RegistryClient
 from socle.signing.attach import sign
 from socle.signing.dsse import SLSA_PROVENANCE_V1
 from socle.signing.errors import BadKey, VerificationFailed

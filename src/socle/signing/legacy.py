@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from socle.canonical import sha256_digest
-from socle.registry import OCI_MANIFEST, ManifestNotFound, Reference, RegistryClient
+from socle.oci.media import OCI_CONFIG, OCI_MANIFEST
+from socle.oci.reference import Reference
+from socle.registry.client import RegistryClient
+from socle.registry.errors import ManifestNotFound
 from socle.signing import b64
 from socle.signing.errors import MalformedEntry, SigningError
 
@@ -26,7 +29,6 @@ DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 PREDICATE_ANNOTATION = "predicateType"
 SIGNATURE_TYPE = "cosign container image signature"
-CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
 SIGNATURE_SUFFIX = ".sig"
 ATTESTATION_SUFFIX = ".att"
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, as cosign's configs carry it
@@ -147,7 +149,7 @@ def _appended(
     doc = existing or {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": CONFIG_MEDIA_TYPE},
+        "config": {"mediaType": OCI_CONFIG},
     }
     if not isinstance(doc.get("layers", []), list) or not isinstance(doc.get("config"), dict):
         raise SigningError(
@@ -157,7 +159,7 @@ def _appended(
     config = _config([str(item.get("digest")) for item in doc["layers"]])
     client.ensure_blob(ref, sha256_digest(config), config)
     doc["config"] = {
-        "mediaType": doc["config"].get("mediaType", CONFIG_MEDIA_TYPE),
+        "mediaType": doc["config"].get("mediaType", OCI_CONFIG),
         "size": len(config),
         "digest": sha256_digest(config),
     }

@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from socle.errors import InputError
-from socle.registry import Reference
-from socle.registry.reference import check_digest
+from socle.oci.reference import Reference, check_digest
 from socle.signing.dsse import SLSA_PROVENANCE_V1, in_toto_statement
 
 # Identifies socle's way of building an image; versioned with the meaning of the parameters.

@@ -21,8 +21,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from socle.canonical import sha256_digest
-from socle.registry import OCI_INDEX, OCI_MANIFEST, ManifestNotFound, Reference, RegistryClient
-from socle.registry.manifest import Descriptor
+from socle.oci.content import Descriptor
+from socle.oci.media import CREATED, OCI_INDEX, OCI_MANIFEST
+from socle.oci.reference import Reference
+from socle.registry.client import RegistryClient
+from socle.registry.errors import ManifestNotFound
 from socle.signing.bundle import BUNDLE_MEDIA_TYPE, BUNDLE_MEDIA_TYPE_PREFIX
 from socle.signing.errors import MalformedEntry, SigningError
 
@@ -30,7 +33,6 @@ EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_CONFIG = b"{}"
 PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 CONTENT_ANNOTATION = "dev.sigstore.bundle.content"
-CREATED_ANNOTATION = "org.opencontainers.image.created"
 TITLE_ANNOTATION = "org.opencontainers.image.title"
 MAX_TAG_DIGEST = 64  # the tag schema truncates the encoded digest to 64 characters
 
@@ -79,7 +81,7 @@ def referrer_manifest(
             "digest": subject.digest,
         },
         "annotations": {
-            CREATED_ANNOTATION: created,
+            CREATED: created,
             CONTENT_ANNOTATION: "dsse-envelope",
             PREDICATE_ANNOTATION: predicate_type,
         },

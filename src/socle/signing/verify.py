@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from socle.registry import Reference, RegistryClient
+from socle.oci.reference import Reference
+from socle.registry.client import RegistryClient
 from socle.signing.bundle import read_bundle
 from socle.signing.checks import Outcome, check_envelope, check_simple_signing
 from socle.signing.dsse import SIGN_PREDICATE, SLSA_PROVENANCE_V1, Envelope

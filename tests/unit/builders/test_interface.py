@@ -12,9 +12,9 @@ from socle.builders.interface import (
     oci_reference,
     prepare_output,
     qualified_tag,
-    single_manifest,
 )
 from socle.errors import InputError, SocleError
+from socle.oci.layout import index_descriptor
 
 BUILDAH_LOG = """STEP 1/3: FROM 127.0.0.1:5000/test/base@sha256:abc
 STEP 2/3: RUN echo hi > /hello
@@ -85,11 +85,11 @@ def test_single_manifest_insists_on_exactly_one(
 ) -> None:
     layout(tmp_path / "one", 1)
     layout(tmp_path / "two", 2)
-    assert single_manifest(tmp_path / "one")["digest"] == f"sha256:{0:064x}"
+    assert index_descriptor(tmp_path / "one").digest == f"sha256:{0:064x}"
     with pytest.raises(SocleError, match="holds 2 manifests"):
-        single_manifest(tmp_path / "two")
+        index_descriptor(tmp_path / "two")
     with pytest.raises(SocleError, match="not a readable OCI image layout"):
-        single_manifest(tmp_path / "missing")
+        index_descriptor(tmp_path / "missing")
 
 
 def test_oci_reference_is_absolute_and_refuses_colons(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from socle.registry import RegistryClient
+from socle.registry.client import RegistryClient
 from tests.unit.registry.registry_fakes import FakeRegistry, MakeClient
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from socle.registry import RegistryClient
-from socle.registry.manifest import INDEX_TYPES
+from socle.oci.media import INDEX_TYPES
+from socle.registry.client import RegistryClient
 
 HOST = "127.0.0.1:5000"
 _ROUTE = re.compile(r"/v2/(?P<name>.+?)/(?P<kind>manifests|blobs/uploads|blobs|tags)/?(?P<rest>.*)")

@@ -10,7 +10,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from socle.registry import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
+from socle.oci.media import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 
 LAYER_TYPES = {
     OCI_MANIFEST: (

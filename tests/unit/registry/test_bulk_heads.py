@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from socle.oci.content import Descriptor
+from socle.oci.reference import Reference
 from socle.registry.bulk import BulkHeads
-from socle.registry.manifest import Descriptor
-from socle.registry.reference import Reference
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from socle.errors import InputError
-from socle.registry import AuthenticationFailed, Credential, DockerConfig
+from socle.registry.auth import Credential, DockerConfig
+from socle.registry.errors import AuthenticationFailed
 
 REGISTRY = "127.0.0.1:5000"
 

@@ -7,7 +7,9 @@ import base64
 import httpx
 import pytest
 
-from socle.registry import AuthenticationFailed, Credential, Reference, StaticCredentials
+from socle.oci.reference import Reference
+from socle.registry.auth import Credential, StaticCredentials
+from socle.registry.errors import AuthenticationFailed
 from tests.unit.registry.registry_fakes import HOST, FakeRegistry, MakeClient
 
 REALM = "http://127.0.0.1:5001/token"

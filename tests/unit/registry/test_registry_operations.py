@@ -8,16 +8,11 @@ import httpx
 import pytest
 
 from socle.errors import InputError
-from socle.registry import (
-    DOCKER_MANIFEST,
-    MANIFEST_TYPES,
-    OCI_MANIFEST,
-    DigestMismatch,
-    InvalidManifest,
-    ManifestNotFound,
-    Reference,
-    RegistryClient,
-)
+from socle.oci.errors import DigestMismatch, InvalidManifest
+from socle.oci.media import DOCKER_MANIFEST, MANIFEST_TYPES, OCI_MANIFEST
+from socle.oci.reference import Reference
+from socle.registry.client import RegistryClient
+from socle.registry.errors import ManifestNotFound
 from socle.registry.session import is_loopback
 from tests.unit.registry.registry_fakes import HOST, FakeRegistry, MakeClient, digest_of
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from socle.errors import InputError
-from socle.registry import Reference
-from socle.registry.reference import DEFAULT_REGISTRY as DEFAULT
+from socle.oci.reference import DEFAULT_REGISTRY as DEFAULT
+from socle.oci.reference import Reference
 
 DIGEST = "sha256:" + "a" * 64
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from socle.registry import Reference, RegistryError, RegistryUnreachable
+from socle.oci.reference import Reference
+from socle.registry.errors import RegistryError, RegistryUnreachable
 from tests.unit.registry.registry_fakes import HOST, FakeRegistry, MakeClient, digest_of
 
 REF = Reference.parse(f"{HOST}/os/debian:12")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from socle.errors import InputError
-from socle.registry import OCI_INDEX, Reference
+from socle.oci.media import OCI_INDEX
+from socle.oci.reference import Reference
 from tests.unit.registry.registry_fakes import HOST, FakeHosts, FakeRegistry, MakeClient
 from tests.unit.registry.registry_images import digest_of, index_of, tiny_image, write_layout
 

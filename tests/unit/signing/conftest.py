@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from socle.registry import Reference, RegistryClient
+from socle.oci.reference import Reference
+from socle.registry.client import RegistryClient
 from socle.signing import SigningKey
 from tests.unit.registry.registry_fakes import HOST, FakeRegistry
 from tests.unit.signing.signing_helpers import new_key, push_tiny_image

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from socle.registry import OCI_INDEX, OCI_MANIFEST, Reference, RegistryClient
+from socle.oci.media import OCI_INDEX, OCI_MANIFEST
+from socle.oci.reference import Reference
+from socle.registry.client import RegistryClient
 from socle.signing import SigningKey, generate_keypair, load_private_key
 
 ROOT = Path(__file__).resolve().parents[3]

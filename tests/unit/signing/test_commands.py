@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from socle.cli import cli, main
-from socle.registry import Reference, RegistryClient
+from socle.oci.reference import Reference
+from socle.registry.client import RegistryClient
 from socle.signing import attest, commands, load_private_key, load_public_key, sign
 from tests.unit.registry.registry_fakes import FakeRegistry
 from tests.unit.signing.conftest import Keys

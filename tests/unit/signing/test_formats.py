@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from socle.errors import InputError
-from socle.registry import Reference
-from socle.registry.manifest import Descriptor
+from socle.oci.content import Descriptor
+from socle.oci.reference import Reference
 from socle.signing import load_public_key, provenance_statement
 from socle.signing.bundle import BUNDLE_MEDIA_TYPE, bundle_json, read_bundle
 from socle.signing.checks import check_envelope

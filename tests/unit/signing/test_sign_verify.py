@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from socle.errors import InputError
-from socle.registry import OCI_INDEX, OCI_MANIFEST, Reference, RegistryClient
+from socle.oci.media import OCI_INDEX, OCI_MANIFEST
+from socle.oci.reference import Reference
+from socle.registry.client import RegistryClient
 from socle.signing import (
     SigningError,
     VerificationFailed,

@@ -1,11 +1,11 @@
 """Write and read OCI image layouts (image-spec `image-layout.md`) in pure Python.
 
-A layout is a folder with an `oci-layout` marker, an `index.json` pointing at
-one image manifest, and content-addressed blobs under `blobs/sha256/`. Writing
-is deterministic: JSON is canonical (sorted keys, compact separators) and
-layers are gzipped with a fixed level, no file name and mtime 0, so the same
-tar files and config always give the same manifest digest (with the same zlib).
-Layers are streamed: each tar is read once, hashed and compressed on the way.
+A layout is a folder with an `oci-layout` marker, an `index.json` and
+content-addressed blobs under `blobs/sha256/`. Writing is deterministic: JSON is
+canonical and layers are gzipped with a fixed level, no file name and mtime 0,
+so the same tar files and config always give the same manifest digest (with the
+same zlib). Layers are streamed: each tar is read once, hashed and compressed on
+the way. Reading checks every small blob against its digest.
 """
 
 from __future__ import annotations
@@ -13,86 +13,53 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import IO, Any
 
 from socle import atomic
-from socle.canonical import canonical_json
-from socle.errors import SocleError
+from socle.canonical import canonical_json, sha256_digest
+from socle.oci.content import NO_ANNOTATIONS, Descriptor, Manifest
+from socle.oci.errors import LayoutError
+from socle.oci.media import (
+    IMAGE_TYPES,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    REF_NAME,
+)
 
-MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
-INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
-CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
-LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
-REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 LAYOUT_VERSION = "1.0.0"
 # zlib's default level: 3x faster than 9 for about 0.4 % more bytes on a Debian rootfs.
 GZIP_LEVEL = 6
 CHUNK_SIZE = 1 << 20
 
-NO_ANNOTATIONS: Mapping[str, str] = MappingProxyType({})
-
-
-class LayoutError(SocleError):
-    """An OCI layout that cannot be read (missing file, bad digest, unknown shape)."""
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """An OCI content descriptor: what a blob is, its digest and its size."""
-
-    media_type: str
-    digest: str
-    size: int
-    annotations: Mapping[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, object]:
-        """The descriptor as it appears in a manifest or an index."""
-        out: dict[str, object] = {
-            "mediaType": self.media_type,
-            "digest": self.digest,
-            "size": self.size,
-        }
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        return out
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Descriptor:
-        """Parse a descriptor from a manifest or index entry."""
-        try:
-            return cls(
-                media_type=str(data["mediaType"]),
-                digest=str(data["digest"]),
-                size=int(data["size"]),
-                annotations=dict(data.get("annotations") or {}),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise LayoutError(f"invalid OCI descriptor: {data!r}") from exc
-
 
 @dataclass(frozen=True)
 class LayoutImage:
-    """One image read from an OCI layout."""
+    """One image of an OCI layout: its manifest (bytes kept exact), config and layers."""
 
     path: Path
-    manifest_bytes: bytes
-    media_type: str
-    digest: str
-    manifest: Mapping[str, Any]
+    manifest: Manifest
     config: Mapping[str, Any]
     config_descriptor: Descriptor
     layers: tuple[Descriptor, ...]
     ref_name: str | None = None
 
+    @property
+    def digest(self) -> str:
+        """The manifest digest."""
+        return self.manifest.digest
+
     def blob_path(self, digest: str) -> Path:
-        """Where the blob with `digest` lives in this layout."""
-        return blob_path(self.path, digest)
+        """Where the blob with `digest` lives in this layout; :class:`LayoutError` if missing."""
+        path = blob_path(self.path, digest)
+        if not path.is_file():
+            raise LayoutError(f"the OCI layout {self.path} lacks the blob {digest}")
+        return path
 
     @property
     def diff_ids(self) -> tuple[str, ...]:
@@ -131,36 +98,36 @@ def write_image_layout(
     missing = [key for key in ("architecture", "os") if not config.get(key)]
     if missing:
         raise LayoutError(f"the image config lacks {', '.join(missing)}")
-    blobs = out_dir / "blobs" / "sha256"
-    blobs.mkdir(parents=True, exist_ok=True)
+    (out_dir / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
     written = [write_layer_blob(out_dir, tar) for tar in layers]
     full_config = {
         **config,
         "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id in written]},
     }
-    config_desc = write_blob(out_dir, canonical_json(full_config), CONFIG_MEDIA_TYPE)
+    config_desc = write_blob(out_dir, canonical_json(full_config), OCI_CONFIG)
     manifest: dict[str, object] = {
         "schemaVersion": 2,
-        "mediaType": MANIFEST_MEDIA_TYPE,
+        "mediaType": OCI_MANIFEST,
         "config": config_desc.to_json(),
         "layers": [layer.to_json() for layer, _ in written],
     }
     if annotations:
         manifest["annotations"] = dict(annotations)
-    manifest_desc = write_blob(out_dir, canonical_json(manifest), MANIFEST_MEDIA_TYPE)
-    _write_index(out_dir, manifest_desc, ref_name)
+    manifest_desc = write_blob(out_dir, canonical_json(manifest), OCI_MANIFEST)
+    if ref_name:
+        manifest_desc = Descriptor(
+            manifest_desc.media_type, manifest_desc.digest, manifest_desc.size, {REF_NAME: ref_name}
+        )
+    write_index(out_dir, [manifest_desc])
     return manifest_desc.digest
 
 
-def _write_index(out_dir: Path, manifest: Descriptor, ref_name: str | None) -> None:
-    if ref_name:
-        manifest = Descriptor(
-            manifest.media_type, manifest.digest, manifest.size, {REF_NAME_ANNOTATION: ref_name}
-        )
+def write_index(out_dir: Path, manifests: Sequence[Descriptor]) -> None:
+    """Write the `oci-layout` marker and an `index.json` listing `manifests`."""
     index = {
         "schemaVersion": 2,
-        "mediaType": INDEX_MEDIA_TYPE,
-        "manifests": [manifest.to_json()],
+        "mediaType": OCI_INDEX,
+        "manifests": [m.to_json() for m in manifests],
     }
     atomic.write_bytes(out_dir / "oci-layout", canonical_json({"imageLayoutVersion": LAYOUT_VERSION}))
     atomic.write_bytes(out_dir / "index.json", canonical_json(index))
@@ -168,7 +135,7 @@ def _write_index(out_dir: Path, manifest: Descriptor, ref_name: str | None) -> N
 
 def write_blob(layout: Path, data: bytes, media_type: str) -> Descriptor:
     """Store `data` as a blob of `layout` and describe it."""
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = sha256_digest(data)
     path = blob_path(layout, digest)
     if not path.exists():
         atomic.write_bytes(path, data)
@@ -213,11 +180,11 @@ def write_layer_blob(layout: Path, tar: Path) -> tuple[Descriptor, str]:
                     diff_id.update(chunk)
                     compressed.write(chunk)
         except BaseException:
-            os.unlink(tmp.name)
+            Path(tmp.name).unlink(missing_ok=True)
             raise
     digest = "sha256:" + sink.sha256.hexdigest()
     atomic.move_into_place(tmp.name, blob_path(layout, digest), mode=0o644)
-    return Descriptor(LAYER_MEDIA_TYPE, digest, sink.size), "sha256:" + diff_id.hexdigest()
+    return Descriptor(OCI_LAYER_GZIP, digest, sink.size), "sha256:" + diff_id.hexdigest()
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -230,27 +197,53 @@ def read_image_layout(layout: Path, *, ref_name: str | None = None) -> LayoutIma
     `org.opencontainers.image.ref.name` annotation.
     """
     _check_marker(layout)
-    index = _load_json(layout / "index.json")
-    chosen = _choose_manifest(layout, index, ref_name)
-    if chosen.media_type != MANIFEST_MEDIA_TYPE:
+    chosen = index_descriptor(layout, ref_name=ref_name)
+    data = read_blob(layout, chosen.digest)
+    manifest = Manifest.of(data, chosen.media_type or None)
+    if manifest.media_type not in IMAGE_TYPES:
         raise LayoutError(
-            f"{layout}: {chosen.digest} is a {chosen.media_type}, not an OCI image manifest"
+            f"the OCI layout {layout} holds a {manifest.media_type or 'typeless'} document,"
+            " not an image manifest"
         )
-    manifest_bytes = read_blob(layout, chosen.digest)
-    manifest = _parse_json(manifest_bytes, f"manifest {chosen.digest}")
-    config_desc = Descriptor.from_json(manifest.get("config") or {})
+    doc = manifest.json()
+    try:
+        config_desc = Descriptor.from_json(doc.get("config") or {})
+        layers = tuple(Descriptor.from_json(layer) for layer in doc.get("layers") or [])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LayoutError(f"{layout}: manifest {manifest.digest} has a bad descriptor ({exc!r})") from None
     config = _parse_json(read_blob(layout, config_desc.digest), f"config {config_desc.digest}")
     return LayoutImage(
         path=layout,
-        manifest_bytes=manifest_bytes,
-        media_type=chosen.media_type,
-        digest=chosen.digest,
         manifest=manifest,
         config=config,
         config_descriptor=config_desc,
-        layers=tuple(Descriptor.from_json(layer) for layer in manifest.get("layers") or []),
-        ref_name=chosen.annotations.get(REF_NAME_ANNOTATION),
+        layers=layers,
+        ref_name=chosen.annotations.get(REF_NAME),
     )
+
+
+def index_descriptor(layout: Path, *, ref_name: str | None = None) -> Descriptor:
+    """The manifest descriptor of `index.json`: the only one, or the one named `ref_name`."""
+    try:
+        index = json.loads((layout / "index.json").read_bytes())
+        manifests = [Descriptor.from_json(item) for item in index["manifests"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LayoutError(
+            f"{layout} is not a readable OCI image layout: {exc}",
+            hint="point at a folder written by `buildah push ... oci:DIR` or `skopeo copy ... oci:DIR`",
+        ) from None
+    if ref_name is not None:
+        named = [m for m in manifests if m.annotations.get(REF_NAME) == ref_name]
+        if len(named) == 1:
+            return named[0]
+        names = sorted(m.annotations.get(REF_NAME, m.digest) for m in manifests)
+        raise LayoutError(
+            f"{layout}: expected ref {ref_name!r} in index.json, found {len(named)}",
+            hint=f"pass one of: {', '.join(names)}" if names else None,
+        )
+    if len(manifests) != 1:
+        raise LayoutError(f"{layout} holds {len(manifests)} manifests, expected exactly one")
+    return manifests[0]
 
 
 def read_blob(layout: Path, digest: str) -> bytes:
@@ -259,8 +252,8 @@ def read_blob(layout: Path, digest: str) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
-        raise LayoutError(f"{layout}: blob {digest} is missing") from exc
-    actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        raise LayoutError(f"the OCI layout {layout} lacks the blob {digest}") from exc
+    actual = sha256_digest(data)
     if actual != digest:
         raise LayoutError(f"{layout}: blob {digest} is corrupt (its content hashes to {actual})")
     return data
@@ -272,20 +265,6 @@ def _check_marker(layout: Path) -> None:
         raise LayoutError(
             f"{layout}: unsupported imageLayoutVersion {marker.get('imageLayoutVersion')!r}"
         )
-
-
-def _choose_manifest(layout: Path, index: Mapping[str, Any], ref_name: str | None) -> Descriptor:
-    manifests = [Descriptor.from_json(item) for item in index.get("manifests") or []]
-    if ref_name is not None:
-        manifests = [m for m in manifests if m.annotations.get(REF_NAME_ANNOTATION) == ref_name]
-    if len(manifests) == 1:
-        return manifests[0]
-    names = sorted(m.annotations.get(REF_NAME_ANNOTATION, m.digest) for m in manifests)
-    wanted = f"ref {ref_name!r}" if ref_name is not None else "one image"
-    raise LayoutError(
-        f"{layout}: expected {wanted} in index.json, found {len(manifests)}",
-        hint=f"pass one of: {', '.join(names)}" if names else None,
-    )
 
 
 def _load_json(path: Path) -> dict[str, Any]:

@@ -1,26 +1,19 @@
-"""Content values: media types, descriptors and manifests (bytes kept exact)."""
+"""Content values: descriptors with platforms, and manifests or indexes kept byte-exact."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from socle.canonical import canonical_json, sha256_digest
-from socle.registry.errors import InvalidManifest
+from socle.oci.errors import InvalidManifest
+from socle.oci.media import INDEX_TYPES
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-
-# Sent in every manifest Accept header: distribution 2.8 answers 404 for an OCI
-# manifest it was not asked for, and rewrites a Docker v2 one to schema1.
-MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
-INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
-IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+NO_ANNOTATIONS: Mapping[str, str] = MappingProxyType({})
 
 
 def matches(data: bytes, digest: str) -> bool:
@@ -32,17 +25,75 @@ def matches(data: bytes, digest: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Platform:
+    """Where an image of an index runs: `linux/amd64`, `linux/arm64/v8`."""
+
+    os: str
+    architecture: str
+    variant: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """`OS/ARCH[/VARIANT]`."""
+        parts = text.split("/")
+        return cls(parts[0], parts[1] if len(parts) > 1 else "", "/".join(parts[2:]))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Platform:
+        """An index entry's `platform` object."""
+        return cls(str(data.get("os", "")), str(data.get("architecture", "")), str(data.get("variant") or ""))
+
+    def to_json(self) -> dict[str, str]:
+        """The `platform` object of an index entry."""
+        out = {"architecture": self.architecture, "os": self.os}
+        if self.variant:
+            out["variant"] = self.variant
+        return out
+
+    def satisfies(self, wanted: Platform) -> bool:
+        """True when this platform is `wanted` (an empty variant in `wanted` matches any)."""
+        mine = (self.os, self.architecture, self.variant)
+        theirs = (wanted.os, wanted.architecture, wanted.variant)
+        return all(not want or want == have for have, want in zip(mine, theirs, strict=True))
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+@dataclass(frozen=True)
 class Descriptor:
-    """What a registry says about a piece of content: its type, digest and size."""
+    """An OCI content descriptor: what a blob or manifest is, its digest and its size."""
 
     media_type: str
     digest: str
     size: int
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
+    platform: Platform | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Descriptor:
-        """Read an OCI descriptor object (`mediaType`, `digest`, `size`)."""
-        return cls(str(data.get("mediaType", "")), str(data["digest"]), int(data["size"]))
+    def from_json(cls, data: Mapping[str, Any]) -> Descriptor:
+        """Read a descriptor object (`mediaType`, `digest`, `size`, and optionally more)."""
+        platform = data.get("platform")
+        return cls(
+            str(data.get("mediaType", "")),
+            str(data["digest"]),
+            int(data["size"]),
+            dict(data.get("annotations") or {}),
+            Platform.from_json(platform) if isinstance(platform, Mapping) else None,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """The descriptor as it appears in a manifest or an index."""
+        out: dict[str, object] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        if self.platform is not None:
+            out["platform"] = self.platform.to_json()
+        return out
 
 
 @dataclass(frozen=True)
@@ -95,6 +146,13 @@ class Manifest:
         config = [doc["config"]] if "config" in doc else []
         return self._descriptors(config + list(doc.get("layers") or []))
 
+    def for_platform(self, wanted: Platform) -> Descriptor | None:
+        """The first child of an index that runs on `wanted`, or None."""
+        return next(
+            (c for c in self.children() if c.platform is not None and c.platform.satisfies(wanted)),
+            None,
+        )
+
     def _descriptors(self, items: list[Any]) -> list[Descriptor]:
         try:
             return [Descriptor.from_json(item) for item in items]
@@ -105,7 +163,7 @@ class Manifest:
 def with_annotations(manifest: Manifest, annotations: Mapping[str, str]) -> Manifest:
     """`manifest` with `annotations` merged into its own (a new document, so a new digest).
 
-    Serialized compactly with sorted keys, so the same inputs always give the same digest.
+    Serialized canonically, so the same inputs always give the same digest.
     """
     doc = manifest.json()
     doc["annotations"] = {**doc.get("annotations", {}), **annotations}

@@ -1,0 +1,79 @@
+"""The one way socle gets a published image onto local disk: for the gates, image
+tests, the SBOM, the scan and the security-update detector.
+
+The image is fetched with socle's own registry client (every blob checked
+against its digest) into an OCI layout; :func:`local_copy` also loads it into
+the builder, so it can run, and removes it again afterwards.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from socle.builders.interface import Builder
+from socle.errors import InputError
+from socle.oci.content import Platform
+from socle.oci.layout import write_blob, write_index
+from socle.oci.reference import Reference
+from socle.registry.interface import ImageSource
+
+DEFAULT_PLATFORM = "linux/amd64"
+
+
+@dataclass(frozen=True)
+class PulledImage:
+    """An image written as an OCI layout; `index_digest` when it was chosen from an index."""
+
+    layout: Path
+    digest: str
+    index_digest: str | None = None
+
+
+def pull_layout(
+    source: ImageSource, ref: Reference, out_dir: Path, *, platform: str = DEFAULT_PLATFORM
+) -> PulledImage:
+    """Write the image at `ref` (its `platform` manifest for an index) to `out_dir`.
+
+    Blobs are checked against their digests as they arrive.
+    """
+    manifest = source.get_manifest(ref)
+    index_digest = None
+    if manifest.is_index:
+        index_digest = manifest.digest
+        chosen = manifest.for_platform(Platform.parse(platform))
+        if chosen is None:
+            found = ", ".join(str(c.platform) for c in manifest.children() if c.platform)
+            raise InputError(
+                f"{ref} has no {platform} image (it has {found or 'none'})",
+                hint="choose one with --platform OS/ARCH",
+            )
+        manifest = source.get_manifest(ref.with_digest(chosen.digest))
+    for blob in manifest.blobs():
+        write_blob(out_dir, source.get_blob(ref, blob.digest), blob.media_type)
+    write_blob(out_dir, manifest.data, manifest.media_type)
+    write_index(out_dir, [manifest.descriptor])
+    return PulledImage(out_dir, manifest.digest, index_digest)
+
+
+def fetch_layout(source: ImageSource, ref: Reference, layout: Path) -> Path:
+    """A local OCI layout of the published image `ref`, for gates and checks to examine."""
+    return pull_layout(source, ref, layout).layout
+
+
+@contextmanager
+def local_copy(source: ImageSource, builder: Builder, ref: Reference, name: str) -> Iterator[Path]:
+    """The published image `ref`, runnable in `builder` as `name`; yields its layout.
+
+    Removed again on exit: for checks and tests of what is published.
+    """
+    with tempfile.TemporaryDirectory(prefix="socle-copy-") as tmp:
+        layout = fetch_layout(source, ref, Path(tmp) / "layout")
+        builder.load(layout, name)
+        try:
+            yield layout
+        finally:
+            builder.remove(name)
