@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from socle.core.state import MemoryState, Published
 from socle.planning import plan_with_state
-from socle.state import MemoryState, Published
 from socle.validate import validate
 
 # Five levels with a realistic fan-out: a few OS images, more runtimes, many app bases.

@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 
 from socle import stack
+from socle.core.state import FINGERPRINT, INPUTS, MemoryState
 from socle.oci.media import BASE_DIGEST
 from socle.oci.reference import Reference
 from socle.planning import plan_with_state
 from socle.registry.client import RegistryClient
 from socle.registry.state import RegistryState
-from socle.state import FINGERPRINT, INPUTS, MemoryState
 from socle.validate import validate
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

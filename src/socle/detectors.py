@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from socle.builders.interface import Builder
-from socle.catalog import Catalog, Kind
-from socle.convention import Variant
+from socle.core.catalog import Catalog, Kind
+from socle.core.convention import Variant
+from socle.core.plan import Plan, Reason
 from socle.localimage import local_copy
 from socle.oci.reference import Reference
-from socle.plan import Plan, Reason
 from socle.registry.interface import ImageSource
 from socle.updates import PendingUpdate, pending_security_updates, security_sources
 

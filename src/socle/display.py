@@ -18,9 +18,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from socle.core.plan import Action, Plan
 from socle.events import Event, Status
 from socle.executor import Outcome
-from socle.plan import Action, Plan
 
 
 def plan_table(plan: Plan, console: Console | None = None) -> None:

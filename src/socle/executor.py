@@ -25,18 +25,18 @@ from pathlib import Path
 from socle.bootstrap import BootstrapSpec, bootstrap
 from socle.builders.interface import Builder, BuildRequest
 from socle.canonical import canonical_json
-from socle.catalog import Catalog, Kind
-from socle.convention import Variant
+from socle.core.catalog import Catalog, Kind
+from socle.core.convention import Variant
+from socle.core.graph import Graph
+from socle.core.plan import Action, Plan, Step
+from socle.core.state import FINGERPRINT, INPUTS
 from socle.errors import InputError, SocleError
 from socle.events import Event, Observer, Status, ignore
 from socle.gates import Gate, Publisher, Subject
-from socle.graph import Graph
 from socle.localimage import fetch_layout
 from socle.oci.media import BASE_DIGEST, BASE_NAME, CREATED, REF_NAME, REVISION, SOURCE, VERSION
 from socle.oci.reference import Reference
-from socle.plan import Action, Plan, Step
 from socle.registry.client import RegistryClient
-from socle.state import FINGERPRINT, INPUTS
 from socle.vcs import Revision
 
 log = logging.getLogger(__name__)

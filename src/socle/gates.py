@@ -20,20 +20,20 @@ from typing import Protocol
 
 from socle import __version__
 from socle.builders.interface import Builder
-from socle.convention import Variant
+from socle.core.convention import Variant
+from socle.core.policy import Policy, Verdict, evaluate
+from socle.core.state import FINGERPRINT, INPUTS, SBOM, SCAN, TESTS
 from socle.errors import SocleError
 from socle.imagetests import ImageTest, effective_tests, run_tests, to_junit_xml
 from socle.oci.layout import read_image_layout
 from socle.oci.media import BASE_DIGEST, BASE_NAME
 from socle.oci.reference import Reference
-from socle.policy import Policy, Verdict, evaluate
 from socle.registry.client import RegistryClient
 from socle.sbom import Inventory, inventory
 from socle.sbom.bom import to_cyclonedx
 from socle.scan import ScanReport, ScanTarget
 from socle.scan.interface import Scanner
 from socle.signing import SigningKey, attest, provenance_statement, sign
-from socle.state import FINGERPRINT, INPUTS, SBOM, SCAN, TESTS
 
 CYCLONEDX = "https://cyclonedx.org/bom"
 

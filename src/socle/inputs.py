@@ -2,7 +2,7 @@
 
 This is the I/O half of fingerprinting: it turns Dockerfiles, build contexts,
 build args, bootstrap parameters and upstream pins into named digests. The pure
-half (combining them with the parent's fingerprint) is in :mod:`socle.plan`.
+half (combining them with the parent's fingerprint) is in :mod:`socle.core.plan`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from socle.canonical import canonical_json, sha256_digest
-from socle.catalog import Version
-from socle.convention import Variant
+from socle.core.catalog import Version
+from socle.core.convention import Variant
+from socle.core.plan import Components
 from socle.errors import InputError
 
-Components = tuple[tuple[str, str], ...]
 CHUNK = 1 << 20
 
 

@@ -8,7 +8,9 @@ from functools import cached_property
 from pathlib import Path
 
 from socle.builders import BUILDERS, Builder
-from socle.catalog import Catalog
+from socle.core.catalog import Catalog
+from socle.core.graph import Graph
+from socle.core.plan import Plan, Reason
 from socle.detectors import security_reasons
 from socle.events import Observer, ignore
 from socle.executor import Executor, Outcome, RunOptions
@@ -21,9 +23,7 @@ from socle.gates import (
     SignPublisher,
     TestGate,
 )
-from socle.graph import Graph
 from socle.lock import RunLock
-from socle.plan import Plan, Reason
 from socle.planning import plan_with_state
 from socle.registry.state import RegistryState
 from socle.scan import SCANNERS, ScanSettings

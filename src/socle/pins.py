@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from socle import atomic
-from socle.catalog import Catalog
+from socle.core.catalog import Catalog
 from socle.errors import SocleError
 from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient

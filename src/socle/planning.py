@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from socle.catalog import Catalog
-from socle.graph import Graph
+from socle.core.catalog import Catalog
+from socle.core.graph import Graph
+from socle.core.plan import Plan, Reason, make_plan
+from socle.core.state import PublishedState
 from socle.inputs import InputReader
-from socle.plan import Plan, Reason, make_plan
-from socle.state import PublishedState
 
 
 def plan_with_state(

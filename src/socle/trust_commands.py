@@ -20,11 +20,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from socle.core.nodes import LOADER, Reader
+from socle.core.policy import Policy, Verdict, evaluate, parse_policy
 from socle.errors import CatalogError, InputError, SocleError
 from socle.localimage import DEFAULT_PLATFORM, PulledImage, pull_layout
-from socle.nodes import LOADER, Reader
 from socle.oci.reference import Reference
-from socle.policy import Policy, Verdict, evaluate, parse_policy
 from socle.registry.client import RegistryClient
 from socle.sbom import Inventory, inventory, to_cyclonedx
 from socle.scan import SCANNERS, ScanReport, ScanSettings, ScanTarget, Severity

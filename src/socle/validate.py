@@ -1,14 +1,31 @@
-"""Load a catalog and derive its graph, gathering every problem into one error."""
+"""Load a catalog from disk and derive its graph, gathering every problem into one error.
+
+The I/O side of :mod:`socle.core.loader`: it reads the files and names the scanners.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from socle.catalog import Catalog
-from socle.convention import derive
+from socle.core.catalog import Catalog
+from socle.core.convention import derive
+from socle.core.graph import Graph, image_order
+from socle.core.loader import load
 from socle.errors import CatalogError
-from socle.graph import Graph, image_order
-from socle.loader import load
+from socle.scan import SCANNERS
+
+
+class LocalFiles:
+    """The catalog's files as they are on this machine."""
+
+    def read_text(self, path: Path) -> str:
+        return path.read_text()
+
+    def is_file(self, path: Path) -> bool:
+        return path.is_file()
+
+    def is_dir(self, path: Path) -> bool:
+        return path.is_dir()
 
 
 def validate(path: Path, *, registry: str | None = None) -> tuple[Catalog, Graph]:
@@ -18,7 +35,7 @@ def validate(path: Path, *, registry: str | None = None) -> tuple[Catalog, Graph
     parents, cycles, tag collisions, missing files) when there is any.
     `registry` overrides the catalog's registry host.
     """
-    catalog, problems = load(path)
+    catalog, problems = load(path, files=LocalFiles(), scanners=SCANNERS)
     order, cycle_problems = image_order(catalog)
     variants, tag_problems = derive(catalog, order)
     problems += cycle_problems + tag_problems

@@ -20,13 +20,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
+from socle.core.cascade import Pushed
 from socle.errors import InputError, SocleError
 from socle.oci.content import Descriptor
 from socle.oci.media import MANIFEST_TYPES
@@ -52,19 +52,6 @@ QUEUE_SIZE = 1000
 OnPush = Callable[["Pushed"], None]
 
 
-@dataclass(frozen=True)
-class Pushed:
-    """A manifest pushed to a repository: by tag (`tag` set) or by digest only."""
-
-    repository: str
-    tag: str | None
-    digest: str
-    registry: str | None = None
-    """The registry host the pusher used, when the notification says."""
-
-    def __str__(self) -> str:
-        name = f"{self.registry}/{self.repository}" if self.registry else self.repository
-        return f"{name}{f':{self.tag}' if self.tag else ''}@{self.digest}"
 
 
 class BadNotification(SocleError):

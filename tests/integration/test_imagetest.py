@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from socle.builders import BUILDERS, Builder
+from socle.core.nodes import Reader
 from socle.imagetests import ImageTest, Outcome, parse_tests, run_tests, to_junit_xml
-from socle.nodes import Reader
 from socle.oci.layout import read_image_layout, write_image_layout
 from tests.integration.images import BUSYBOX
 

@@ -18,10 +18,10 @@ from click.testing import CliRunner, Result
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
+from socle.core.policy import AllowEntry, Policy, evaluate
 from socle.localimage import pull_layout
 from socle.oci.layout import write_image_layout
 from socle.oci.reference import Reference
-from socle.policy import AllowEntry, Policy, evaluate
 from socle.registry.client import RegistryClient
 from socle.sbom import Ecosystem, inventory
 from socle.scan import ScanTarget

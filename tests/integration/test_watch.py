@@ -19,11 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from socle.core.cascade import Pushed
 from socle.oci.reference import Reference
 from socle.process import run
 from socle.registry.client import RegistryClient
 from socle.stack import StackPaths, Webhook, render_registry_config
-from socle.watch import DISTRIBUTION_EVENTS, Poller, Pushed, Receiver, read_secret
+from socle.watch import DISTRIBUTION_EVENTS, Poller, Receiver, read_secret
 from tests.integration.images import write_busybox_layout
 
 pytestmark = pytest.mark.integration

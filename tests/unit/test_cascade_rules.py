@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from socle.core.state import MemoryState, Published
 from socle.errors import CatalogError
 from socle.job import selection
 from socle.lock import Busy, RunLock
 from socle.planning import plan_with_state
-from socle.state import MemoryState, Published
 from socle.validate import validate
 from tests.conftest import CatalogWriter
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from socle.cascade import followers
+from socle.core.cascade import Pushed, followers
 from socle.validate import validate
-from socle.watch import Pushed
 from tests.conftest import CatalogWriter
 
 CATALOG = """

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from socle.builders.interface import BuildRequest, BuildResult, RunResult
-from socle.catalog import Location
+from socle.core.catalog import Location
+from socle.core.nodes import Reader
 from socle.errors import SocleError
 from socle.imagetests import (
     CommandCheck,
@@ -32,7 +33,6 @@ from socle.imagetests import (
     to_junit_xml,
 )
 from socle.imagetests.files import STAT_FORMAT
-from socle.nodes import Reader
 
 FILE = "catalog.yaml"
 

@@ -7,11 +7,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from socle.catalog import Catalog
-from socle.graph import Graph
-from socle.plan import Action, Plan
+from socle.core.catalog import Catalog
+from socle.core.graph import Graph
+from socle.core.plan import Action, Plan
+from socle.core.state import MemoryState, Published
 from socle.planning import plan_with_state
-from socle.state import MemoryState, Published
 from socle.validate import validate
 from tests.conftest import CatalogWriter
 

@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 import yaml
 
-from socle.nodes import LOADER, Reader
-from socle.policy import AllowEntry, Policy, evaluate, parse_policy
+from socle.core.nodes import LOADER, Reader
+from socle.core.policy import AllowEntry, Policy, evaluate, parse_policy
 from socle.scan import Finding, FindingStatus, ScanReport, Severity
 
 TODAY = date(2024, 6, 1)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from socle.core.cascade import Pushed
 from socle.errors import InputError, SocleError
 from socle.oci.content import Descriptor
 from socle.oci.media import OCI_INDEX, OCI_MANIFEST
@@ -20,7 +21,6 @@ from socle.watch import (
     DISTRIBUTION_EVENTS,
     BadNotification,
     Poller,
-    Pushed,
     Receiver,
     authorized,
     parse_addr,

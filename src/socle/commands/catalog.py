@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from socle.commands.options import catalog_options, open_catalog
-from socle.drawing import FORMATS, draw
+from socle.core.drawing import FORMATS, draw
 
 
 @click.command("validate")

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 import click
 
 from socle.builders import BUILDERS
-from socle.catalog import Catalog
-from socle.graph import Graph
+from socle.core.catalog import Catalog
+from socle.core.graph import Graph
 from socle.validate import validate
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -10,8 +10,8 @@ import click
 
 from socle.commands.build import fail_on, run_job
 from socle.commands.options import builder_option, catalog_options, open_catalog
+from socle.core.cascade import Pushed
 from socle.errors import SocleError
-from socle.watch import Pushed
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Cascade:
             )
 
     def follow(self, push: Pushed) -> None:
-        from socle.cascade import followers
+        from socle.core.cascade import followers
         from socle.job import BuildJob, JobSettings
         from socle.registry.state import RegistryState
 

@@ -15,8 +15,7 @@ and `{name: X, skip: true}` drops it.
 
 from __future__ import annotations
 
-from socle.imagetests.junit import to_junit_xml
-from socle.imagetests.model import (
+from socle.core.imagetest import (
     Check,
     CommandCheck,
     FileCheck,
@@ -26,7 +25,8 @@ from socle.imagetests.model import (
     effective_tests,
     stale_skips,
 )
-from socle.imagetests.parse import parse_tests
+from socle.core.imagetest_parse import parse_tests
+from socle.imagetests.junit import to_junit_xml
 from socle.imagetests.report import Outcome, TestReport, TestResult
 from socle.imagetests.runner import run_tests
 

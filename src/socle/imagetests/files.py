@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from socle.imagetests.model import FileCheck, FileType
+from socle.core.imagetest import FileCheck, FileType
 from socle.process import tail_of
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from socle.imagetests.model import MetadataCheck
+from socle.core.imagetest import MetadataCheck
 
 
 def check_metadata(check: MetadataCheck, image_config: Mapping[str, Any]) -> tuple[bool, str]:

@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from socle.core.imagetest import CommandCheck, FileCheck, ImageTest, MetadataCheck
 from socle.errors import SocleError
 from socle.imagetests.files import STAT_HINT, Unknown, judge, read_states, stat_command
 from socle.imagetests.metadata import check_metadata
-from socle.imagetests.model import CommandCheck, FileCheck, ImageTest, MetadataCheck
 from socle.imagetests.report import Outcome, TestReport, TestResult
 from socle.process import tail_of
 

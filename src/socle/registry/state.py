@@ -16,10 +16,10 @@ from pathlib import Path
 from types import TracebackType
 
 from socle import atomic
+from socle.core.state import Published
 from socle.oci.content import Descriptor
 from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient
-from socle.state import Published
 
 WORKERS = 16
 
@@ -30,7 +30,7 @@ def cache_dir() -> Path:
 
 
 class RegistryState:
-    """:class:`~socle.state.PublishedState` backed by an OCI registry."""
+    """:class:`~socle.core.state.PublishedState` backed by an OCI registry."""
 
     def __init__(self, client: RegistryClient, *, cache: Path | None = None) -> None:
         self.client = client

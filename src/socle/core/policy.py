@@ -27,8 +27,8 @@ from datetime import date
 
 import yaml
 
-from socle.nodes import Entries, Reader
-from socle.scan.interface import Finding, FindingStatus, ScanReport, Severity
+from socle.core.findings import Finding, FindingStatus, ScanReport, Severity
+from socle.core.nodes import Entries, Reader
 
 POLICY_KEYS = ("max_severity", "ignore_unfixed", "require_scan", "allowlist")
 ENTRY_KEYS = ("cve", "reason", "owner", "expires")

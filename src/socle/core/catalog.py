@@ -1,6 +1,6 @@
 """The catalog: image families as declared by the ops team, as frozen values.
 
-Parsing and validation live in :mod:`socle.loader`; everything here is plain data.
+Parsing and validation live in :mod:`socle.core.loader`; everything here is plain data.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
-from socle.imagetests.model import ImageTest
-from socle.nodes import Location
-from socle.policy import Policy
+from socle.core.imagetest import ImageTest
+from socle.core.nodes import Location
+from socle.core.policy import Policy
 
 
 class Kind(Enum):

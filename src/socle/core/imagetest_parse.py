@@ -1,6 +1,6 @@
 """Read the `tests:` list of a catalog entry, recording every problem where it is.
 
-Works on composed YAML nodes through the catalog's :class:`~socle.loader.Reader`,
+Works on composed YAML nodes through the catalog's :class:`~socle.core.loader.Reader`,
 so each problem points at `file:line:col`. A test with any problem is left out
 of the result; the problems make the catalog unusable anyway.
 """
@@ -13,19 +13,12 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from socle.imagetests.model import (
-    Check,
-    CommandCheck,
-    FileCheck,
-    FileType,
-    ImageTest,
-    MetadataCheck,
-)
+from socle.core.imagetest import Check, CommandCheck, FileCheck, FileType, ImageTest, MetadataCheck
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from socle.nodes import Entries, Reader
+    from socle.core.nodes import Entries, Reader
 
 # The keys of each kind of check; a test has exactly one of the first keys.
 KIND_KEYS: dict[str, tuple[str, ...]] = {

@@ -7,8 +7,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from socle.catalog import Catalog
-from socle.convention import Variant
+from socle.core.catalog import Catalog
+from socle.core.convention import Variant
 from socle.errors import InputError, Problem
 
 

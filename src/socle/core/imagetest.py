@@ -11,7 +11,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from socle.nodes import Location
+    from socle.core.nodes import Location
 
 
 class FileType(Enum):

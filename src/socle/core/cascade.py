@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from socle.catalog import Catalog
-from socle.convention import Variant
-from socle.graph import Graph
+from socle.core.catalog import Catalog
+from socle.core.convention import Variant
+from socle.core.graph import Graph
 from socle.oci.reference import Reference
-from socle.watch import Pushed
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """A manifest pushed to a repository: by tag (`tag` set) or by digest only."""
+
+    repository: str
+    tag: str | None
+    digest: str
+    registry: str | None = None
+    """The registry host the pusher used, when the notification says."""
+
+    def __str__(self) -> str:
+        name = f"{self.registry}/{self.repository}" if self.registry else self.repository
+        return f"{name}{f':{self.tag}' if self.tag else ''}@{self.digest}"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Read a catalog file into a :class:`~socle.catalog.Catalog`, reporting every problem.
+"""Read a catalog file into a :class:`~socle.core.catalog.Catalog`, reporting every problem.
 
 The YAML is composed into nodes (not plain dicts) so each problem can point at
 `file:line:col`. Structural problems are collected, not raised one at a time;
@@ -8,14 +8,15 @@ the caller gets one :class:`~socle.errors.CatalogError` listing them all.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import yaml
 
-from socle import version as versions
-from socle.catalog import (
+from socle.core import versions
+from socle.core.catalog import (
     Bootstrap,
     Catalog,
     Duration,
@@ -26,11 +27,10 @@ from socle.catalog import (
     Upstream,
     Version,
 )
+from socle.core.imagetest_parse import parse_tests
+from socle.core.nodes import LOADER, Entries, Reader, did_you_mean
+from socle.core.policy import parse_policy
 from socle.errors import InputError, Problem
-from socle.imagetests.parse import parse_tests
-from socle.nodes import LOADER, Entries, Reader, did_you_mean
-from socle.policy import parse_policy
-from socle.scan import SCANNERS
 
 TOP_KEYS = ("registry", "namespace", "images", "max_age", "pins", "policy", "scan")
 SCAN_KEYS = ("scanner", "db")
@@ -79,13 +79,35 @@ DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def load(path: Path) -> tuple[Catalog, list[Problem]]:
+class Files(Protocol):
+    """What loading needs from the files a catalog names: its own text, the pins
+    file, and whether build contexts and Dockerfiles exist. Passed in, so the
+    core does no I/O itself."""
+
+    def read_text(self, path: Path) -> str:
+        """The text of `path`; OSError when it cannot be read."""
+        ...
+
+    def is_file(self, path: Path) -> bool:
+        """True when `path` is a regular file."""
+        ...
+
+    def is_dir(self, path: Path) -> bool:
+        """True when `path` is a folder."""
+        ...
+
+
+def load(
+    path: Path, *, files: Files, scanners: Collection[str]
+) -> tuple[Catalog, list[Problem]]:
     """Parse `path`; return what could be understood and every problem found.
 
-    Raises InputError only when the file cannot be read or is not YAML at all.
+    `files` reads the catalog and what it names; `scanners` are the scanner
+    names `scan.scanner` may use. Raises InputError only when the file cannot
+    be read or is not YAML at all.
     """
     try:
-        text = path.read_text()
+        text = files.read_text(path)
     except OSError as exc:
         raise InputError(
             f"cannot read catalog {path}: {exc.strerror}", hint="pass -c FILE"
@@ -102,14 +124,18 @@ def load(path: Path) -> tuple[Catalog, list[Problem]]:
         ]
     if root is None:
         return Catalog(path, "", "", ()), [Problem(str(path), 1, 1, "the catalog is empty")]
-    return CatalogParser(reader, path).parse(root), reader.problems
+    return CatalogParser(reader, path, files, scanners).parse(root), reader.problems
 
 
 class CatalogParser:
     """Turns the composed YAML of one catalog file into model values."""
 
-    def __init__(self, reader: Reader, path: Path) -> None:
+    def __init__(
+        self, reader: Reader, path: Path, files: Files, scanners: Collection[str]
+    ) -> None:
         self.r = reader
+        self.files = files
+        self.scanners = sorted(scanners)
         self.base_dir = path.parent
         self.path = path
         self.max_age: Duration | None = None
@@ -124,7 +150,7 @@ class CatalogParser:
         self.max_age = self.duration(top["max_age"][1]) if "max_age" in top else None
         pins_node = top.get("pins", (None, None))[1]
         pins_path = self.path_value(pins_node, "pins") or self.path.with_suffix(".pins.yaml")
-        self.pins = read_pins(pins_path, self.r, pins_node)
+        self.pins = read_pins(pins_path, self.r, pins_node, self.files)
         images: list[Image] = []
         if "images" not in top:
             self.r.error(root, "the catalog has no `images`")
@@ -143,10 +169,10 @@ class CatalogParser:
     def scan_config(self, node: yaml.Node) -> ScanConfig:
         entries = self.r.mapping(node, "scan", SCAN_KEYS)
         scanner = self.optional_scalar(entries, "scanner", "scanner") or "debian"
-        if scanner not in SCANNERS:
+        if scanner not in self.scanners:
             self.r.error(
                 entries["scanner"][1],
-                f"unknown scanner {scanner!r}{did_you_mean(scanner, sorted(SCANNERS))}",
+                f"unknown scanner {scanner!r}{did_you_mean(scanner, self.scanners)}",
             )
         db = self.optional_scalar(entries, "db", "db")
         if db and "://" not in db:
@@ -338,12 +364,12 @@ class CatalogParser:
         context = self.path_value(context_node, "context") or self.base_dir / d.name
         dockerfile_node = entries.get("dockerfile", (None, d.dockerfile))[1]
         dockerfile = self.path_value(dockerfile_node, "dockerfile") or context / "Dockerfile"
-        if not context.is_dir():
+        if not self.files.is_dir(context):
             self.r.error(
                 context_node or key_node,
                 f"context folder {self.shown(context)} of {d.name}:{v.name} does not exist (create it or set `context:`)",
             )
-        elif not dockerfile.is_file():
+        elif not self.files.is_file(dockerfile):
             self.r.error(
                 dockerfile_node or key_node,
                 f"Dockerfile {self.shown(dockerfile)} of {d.name}:{v.name} does not exist (create it or set `dockerfile:`)",
@@ -485,18 +511,20 @@ class ImageDefaults:
         self.context = context
 
 
-def read_pins(path: Path, reader: Reader, node: yaml.Node | None) -> dict[str, str]:
+def read_pins(
+    path: Path, reader: Reader, node: yaml.Node | None, files: Files
+) -> dict[str, str]:
     """Upstream digests pinned by `socle pins update`: `image:version: sha256:...`.
 
     A missing file is fine unless the catalog names it explicitly.
     """
-    if not path.is_file():
+    if not files.is_file(path):
         if node is not None:
             reader.error(node, f"pins file {path} does not exist (run `socle pins update`)")
         return {}
     pins_reader = Reader(str(path))
     try:
-        root = yaml.compose(path.read_text(), Loader=LOADER)
+        root = yaml.compose(files.read_text(path), Loader=LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from socle.convention import Variant
-from socle.graph import Graph
+from socle.core.convention import Variant
+from socle.core.graph import Graph
 
 FORMATS = ("text", "mermaid", "dot")
 

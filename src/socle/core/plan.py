@@ -17,10 +17,12 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from socle.canonical import canonical_json, sha256_digest
-from socle.convention import Variant
-from socle.graph import Graph
-from socle.inputs import Components
-from socle.state import Published
+from socle.core.convention import Variant
+from socle.core.graph import Graph
+from socle.core.state import Published
+
+# Named digests of a variant\'s own inputs (Dockerfile, context, args, bootstrap, pin).
+Components = tuple[tuple[str, str], ...]
 
 COMPONENT_TEXT = {
     "dockerfile": "Dockerfile changed",

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
-from socle import version as versions
-from socle.catalog import Catalog, Image, ParentRef, Version
+from socle.core import versions
+from socle.core.catalog import Catalog, Image, ParentRef, Version
+from socle.core.nodes import Location, did_you_mean
 from socle.errors import Problem
-from socle.nodes import Location, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Draft:
 def derive(catalog: Catalog, image_order: Sequence[str]) -> tuple[list[Variant], list[Problem]]:
     """Every variant of the catalog, parents before children, with final tags.
 
-    `image_order` lists image names parents first (see :func:`socle.graph.image_order`).
+    `image_order` lists image names parents first (see :func:`socle.core.graph.image_order`).
     """
     problems: list[Problem] = []
     done: dict[str, list[Variant]] = {}
