@@ -1,22 +1,64 @@
-"""The `socle` command line: the group, its subcommands, and the one place exit codes are chosen."""
+"""The `socle` command line: the group, its subcommands, and the one place exit codes are chosen.
+
+Each subcommand's module is imported only when that command runs (or when help
+lists them all), so `socle --version`, `validate`, `tags` and `graph` never
+load httpx, cryptography, cyclonedx or rich.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import traceback
 
 import click
 
-from socle import __version__, trust_commands
-from socle.commands import build, catalog, stack, testing, watch
+from socle import __version__
 from socle.errors import SocleError
-from socle.signing import commands as signing_commands
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+# Command name -> the module under socle.commands that defines it, and its function.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("catalog", "validate_cmd"),
+    "tags": ("catalog", "tags_cmd"),
+    "graph": ("catalog", "graph_cmd"),
+    "parents": ("catalog", "parents_cmd"),
+    "children": ("catalog", "children_cmd"),
+    "plan": ("build", "plan_cmd"),
+    "why": ("build", "why_cmd"),
+    "build": ("build", "build_cmd"),
+    "pins": ("pins", "pins_group"),
+    "test": ("testing", "test_cmd"),
+    "keygen": ("signing", "keygen_cmd"),
+    "sign": ("signing", "sign_cmd"),
+    "verify": ("signing", "verify_cmd"),
+    "verify-attestation": ("signing", "verify_attestation_cmd"),
+    "sbom": ("trust", "sbom_cmd"),
+    "scan": ("trust", "scan_cmd"),
+    "watch": ("watch", "watch_cmd"),
+    "up": ("stack", "up_cmd"),
+    "down": ("stack", "down_cmd"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module when the subcommand is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module, attribute = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(f"socle.commands.{module}"), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug detail.")
 @click.version_option(__version__, prog_name="socle")
 @click.pass_context
@@ -28,19 +70,6 @@ def cli(ctx: click.Context, verbose: bool) -> None:
         format="socle: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-
-
-for commands in (
-    catalog.COMMANDS,
-    build.COMMANDS,
-    testing.COMMANDS,
-    signing_commands.COMMANDS,
-    trust_commands.COMMANDS,
-    watch.COMMANDS,
-    stack.COMMANDS,
-):
-    for command in commands:
-        cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,10 @@ class SocleError(Exception):
         return self.message
 
 
+class GateFailed(SocleError):
+    """An image did not pass a trust gate (tests, scan policy...); the message says which and why."""
+
+
 class InputError(SocleError):
     """Bad input from the user (catalog, arguments, files): exit code 2."""
 

@@ -23,7 +23,7 @@ from socle.builders.interface import Builder
 from socle.core.convention import Variant
 from socle.core.policy import Policy, Verdict, evaluate
 from socle.core.state import FINGERPRINT, INPUTS, SBOM, SCAN, TESTS
-from socle.errors import SocleError
+from socle.errors import GateFailed
 from socle.imagetests import ImageTest, effective_tests, run_tests, to_junit_xml
 from socle.oci.layout import read_image_layout
 from socle.oci.media import BASE_DIGEST, BASE_NAME
@@ -37,9 +37,6 @@ from socle.signing import SigningKey, attest, provenance_statement, sign
 
 CYCLONEDX = "https://cyclonedx.org/bom"
 
-
-class GateFailed(SocleError):
-    """An image did not pass a gate; the message says which and why."""
 
 
 @dataclass

@@ -18,7 +18,9 @@ from click.testing import CliRunner, Result
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
+from socle.commands.trust import sbom_cmd, scan_cmd
 from socle.core.policy import AllowEntry, Policy, evaluate
+from socle.errors import GateFailed
 from socle.localimage import pull_layout
 from socle.oci.layout import write_image_layout
 from socle.oci.reference import Reference
@@ -27,7 +29,6 @@ from socle.sbom import Ecosystem, inventory
 from socle.scan import ScanTarget
 from socle.scan.debian import DebianTrackerScanner
 from socle.scan.tracker import load_tracker
-from socle.trust_commands import GateFailed, sbom_cmd, scan_cmd
 from tests.integration.conftest import LocalRegistry, require
 from tests.unit.test_sbom import (
     DEP5,

@@ -16,13 +16,13 @@ import httpx
 import pytest
 
 from socle.cli import cli, main
+from socle.commands import signing as commands
 from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient
 from socle.signing import (
     SIGN_PREDICATE,
     SLSA_PROVENANCE_V1,
     attest,
-    commands,
     load_private_key,
     sign,
     verify,

@@ -1,8 +1,7 @@
-"""Commands that compare the catalog with the registry: plan, why, build, pins update."""
+"""Commands that compare the catalog with the registry: plan, why, build."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -23,7 +22,7 @@ def plan_cmd(
     catalog_path: Path, registry: str | None, builder: str, security_updates: bool, as_json: bool
 ) -> None:
     """Show what must be built and why, against what the registry holds now."""
-    from socle.display import plan_table
+    from socle.commands.display import plan_table
     from socle.registry.state import RegistryState
 
     catalog, graph = open_catalog(catalog_path, registry)
@@ -149,7 +148,7 @@ def build_cmd(
     sign_key: Path | None,
 ) -> None:
     """Build, test, push and tag what the plan says, parents first, in parallel."""
-    from socle.display import plan_table, run_summary
+    from socle.commands.display import plan_table, run_summary
     from socle.registry.state import RegistryState
 
     catalog, graph = open_catalog(catalog_path, registry)
@@ -158,7 +157,7 @@ def build_cmd(
     )
     key = None
     if sign_key is not None and not dry_run:
-        from socle.signing.commands import read_signing_key
+        from socle.commands.signing import read_signing_key
 
         key = read_signing_key(sign_key)
     elif not dry_run:
@@ -178,7 +177,7 @@ def build_cmd(
 
 def run_job(job: BuildJob, *, events: str, notify_url: str | None) -> list[Outcome]:
     """Lock, plan and execute `job` with the chosen displays; notify the webhook at the end."""
-    from socle.display import RunDisplay
+    from socle.commands.display import RunDisplay
     from socle.notify import JsonLines, WebhookNotifier, tee
 
     with job.lock:
@@ -208,39 +207,4 @@ def fail_on(outcomes: list[Outcome]) -> None:
         raise SocleError(f"{len(failed)} image(s) not published: {names}")
 
 
-@click.group("pins")
-def pins_group() -> None:
-    """Upstream images pinned by digest."""
-
-
-@pins_group.command("update")
-@catalog_options
-def pins_update_cmd(catalog_path: Path, registry: str | None) -> None:
-    """Re-resolve every upstream tag to its digest and rewrite the pins file."""
-    from socle import pins
-    from socle.registry.client import RegistryClient
-
-    catalog, _ = open_catalog(catalog_path, registry)
-    assert catalog.pins_path is not None
-    with RegistryClient.from_config() as client:
-        changes = pins.resolve(catalog, client)
-    pins.write(catalog.pins_path, changes)
-    for change in changes:
-        if change.inline:
-            note = (
-                "pinned inline in the catalog; edit it there"
-                if change.changed
-                else "inline, current"
-            )
-            click.echo(f"{change.key}: {change.upstream} -> {change.after} ({note})")
-        elif change.changed:
-            click.echo(
-                f"{change.key}: {change.upstream} {change.before or 'unpinned'} -> {change.after}"
-            )
-        else:
-            click.echo(f"{change.key}: {change.upstream} unchanged")
-    moved = sum(1 for c in changes if c.changed and not c.inline)
-    click.echo(f"{os.path.relpath(catalog.pins_path)}: {moved} pin(s) changed")
-
-
-COMMANDS = [plan_cmd, why_cmd, build_cmd, pins_group]
+COMMANDS = [plan_cmd, why_cmd, build_cmd]

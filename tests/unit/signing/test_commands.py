@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from socle.cli import cli, main
+from socle.commands import signing as commands
 from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient
-from socle.signing import attest, commands, load_private_key, load_public_key, sign
+from socle.signing import attest, load_private_key, load_public_key, sign
 from tests.unit.registry.registry_fakes import FakeRegistry
 from tests.unit.signing.conftest import Keys
 from tests.unit.signing.signing_helpers import PASSWORD, push_tiny_image

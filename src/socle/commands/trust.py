@@ -22,7 +22,7 @@ from rich.table import Table
 
 from socle.core.nodes import LOADER, Reader
 from socle.core.policy import Policy, Verdict, evaluate, parse_policy
-from socle.errors import CatalogError, InputError, SocleError
+from socle.errors import CatalogError, GateFailed, InputError
 from socle.localimage import DEFAULT_PLATFORM, PulledImage, pull_layout
 from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient
@@ -37,9 +37,6 @@ SEVERITY_STYLE = {
     Severity.LOW: "cyan",
 }
 
-
-class GateFailed(SocleError):
-    """The scan found what the policy or `--fail-on` does not accept."""
 
 
 @contextmanager

@@ -1,0 +1,68 @@
+"""Start-up cost of the commands people run most, beside an empty Python.
+
+Run: .venv/bin/python bench/startup.py [--runs 10]
+
+Each command runs `--runs` times in a fresh process; the median wall time is
+printed beside `python -c pass` (the interpreter's own floor, measured in the
+same run) and the command's target from issue 8. Also lists which heavy
+modules (httpx, cryptography, cyclonedx, rich) each command imported: the
+targets hold only while those stay out of the light commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = str(ROOT / "examples" / "seed" / "catalog.yaml")
+HEAVY = ("httpx", "cryptography", "cyclonedx", "rich")
+SOCLE = [sys.executable, "-m", "socle"]
+CASES = [
+    ("python -c pass", [sys.executable, "-c", "pass"], None),
+    ("socle --version", [*SOCLE, "--version"], 0.15),
+    ("socle validate -c seed", [*SOCLE, "validate", "-c", SEED], 0.3),
+    ("socle tags -c seed", [*SOCLE, "tags", "-c", SEED], 0.3),
+    ("socle graph -c seed", [*SOCLE, "graph", "-c", SEED], 0.3),
+]
+
+
+def median_seconds(command: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def heavy_imports(command: list[str]) -> list[str]:
+    if command[1:3] != ["-m", "socle"]:
+        return []
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    names = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines()}
+    return sorted(n for n in names if n in HEAVY)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    floor = None
+    print(f"{'command':28} {'median':>9} {'vs python':>10} {'target':>8}  heavy imports")
+    for label, command, target in CASES:
+        seconds = median_seconds(command, args.runs)
+        floor = floor if floor is not None else seconds
+        verdict = "" if target is None else f"{target:.2f} s {'ok' if seconds <= target else 'MISSED'}"
+        heavy = ", ".join(heavy_imports(command)) or "none"
+        print(f"{label:28} {seconds:8.3f}s {seconds / floor:9.1f}x {verdict:>12}  {heavy}")
+
+
+if __name__ == "__main__":
+    main()
