@@ -24,7 +24,9 @@ from socle.oci.reference import Reference
 from socle.process import run
 from socle.registry.client import RegistryClient
 from socle.stack import StackPaths, Webhook, render_registry_config
-from socle.watch import DISTRIBUTION_EVENTS, Poller, Receiver, read_secret
+from socle.watch.notifications import DISTRIBUTION_EVENTS
+from socle.watch.poller import Poller
+from socle.watch.receiver import Receiver, read_secret
 from tests.integration.images import write_busybox_layout
 
 pytestmark = pytest.mark.integration

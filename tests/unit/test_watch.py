@@ -17,16 +17,9 @@ from socle.oci.content import Descriptor
 from socle.oci.media import OCI_INDEX, OCI_MANIFEST
 from socle.oci.reference import Reference
 from socle.registry.errors import RegistryUnreachable
-from socle.watch import (
-    DISTRIBUTION_EVENTS,
-    BadNotification,
-    Poller,
-    Receiver,
-    authorized,
-    parse_addr,
-    parse_notification,
-    read_secret,
-)
+from socle.watch.notifications import DISTRIBUTION_EVENTS, BadNotification, parse_notification
+from socle.watch.poller import Poller
+from socle.watch.receiver import Receiver, authorized, parse_addr, read_secret
 
 EVENTS = DISTRIBUTION_EVENTS[0]
 D1 = "sha256:" + "1" * 64

@@ -50,7 +50,7 @@ def up_cmd(
 ) -> None:
     """Start the local registry (and dockerd for the docker builder) if not running."""
     from socle import stack
-    from socle.watch import read_secret
+    from socle.watch.receiver import read_secret
 
     notify = []
     if notify_url:

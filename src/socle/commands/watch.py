@@ -58,7 +58,7 @@ def watch_cmd(
     cascade = Cascade(catalog_path, registry, builder, jobs, notify_url)
     stop = threading.Event()
     if listen:
-        from socle.watch import Receiver, read_secret
+        from socle.watch.receiver import Receiver, read_secret
 
         if secret_file is None:
             raise click.UsageError("--listen needs --secret-file (the registry sends that secret)")
@@ -81,7 +81,7 @@ def wait(stop: threading.Event) -> None:
 def poll_forever(cascade: Cascade, interval: float, stop: threading.Event) -> None:
     from socle.oci.reference import Reference
     from socle.registry.client import RegistryClient
-    from socle.watch import Poller
+    from socle.watch.poller import Poller
 
     catalog, graph = open_catalog(cascade.catalog_path, cascade.registry)
     refs = [Reference.parse(v.ref(catalog.registry)) for v in graph.variants]

@@ -18,12 +18,16 @@ from socle.oci.reference import Reference
 BlobSource = bytes | Path
 
 
-class ManifestReader(Protocol):
-    """Resolve and fetch manifests and indexes."""
+class ManifestResolver(Protocol):
+    """Resolve a reference to what it points at now."""
 
     def head_manifest(self, ref: Reference) -> Descriptor | None:
         """The descriptor `ref` resolves to, or None when nothing is there."""
         ...
+
+
+class ManifestReader(ManifestResolver, Protocol):
+    """Resolve and fetch manifests and indexes."""
 
     def get_manifest(self, ref: Reference) -> Manifest:
         """The manifest or index at `ref`, bytes exact and digest checked."""

@@ -1,13 +1,8 @@
-"""What changed upstream, as it happens: registry push notifications and polling.
+"""A small HTTP endpoint for registries that call back.
 
-:class:`Receiver` is a small HTTP endpoint for registries that call back:
-CNCF distribution's notifications (`notifications.endpoints` in its config)
-and Harbor's webhooks. Every manifest push becomes a :class:`Pushed` handed
-to a callback (the rebuild cascade) on one worker thread, one at a time, so
-the registry gets its answer at once and never waits for a build.
-
-:class:`Poller` serves registries that cannot call back: it HEADs each
-watched tag every `interval` seconds and reports a digest that moved.
+Every authenticated manifest push becomes a :class:`Pushed` handed to a
+callback (the rebuild cascade) on one worker thread, one at a time, so the
+registry gets its answer at once and never waits for a build.
 """
 
 from __future__ import annotations
@@ -19,140 +14,30 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 from socle.core.cascade import Pushed
 from socle.errors import InputError, SocleError
-from socle.oci.content import Descriptor
-from socle.oci.media import MANIFEST_TYPES
-from socle.oci.reference import Reference, is_digest
+from socle.watch.notifications import (
+    DISTRIBUTION_EVENTS,
+    HARBOR_EVENTS,
+    BadNotification,
+    media_type,
+    parse_notification,
+)
 
 log = logging.getLogger(__name__)
 
-DISTRIBUTION_EVENTS = (
-    "application/vnd.docker.distribution.events.v1+json",
-    "application/vnd.docker.distribution.events.v2+json",  # distribution 3
-)
-HARBOR_EVENTS = "application/json"
-# Old registries still announce schema1 manifests; they are manifests all the same.
-_SCHEMA1 = (
-    "application/vnd.docker.distribution.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws",
-)
-MANIFEST_MEDIA_TYPES = frozenset((*MANIFEST_TYPES, *_SCHEMA1))
 MAX_BODY = 1 << 20  # distribution batches events; a megabyte is thousands of them
 DEDUP_WINDOW = 5.0
 QUEUE_SIZE = 1000
 
-OnPush = Callable[["Pushed"], None]
-
-
-
-
-class BadNotification(SocleError):
-    """A notification body that is not what a registry sends (answered with 400)."""
-
-
-# -- parsing -------------------------------------------------------------------------
-
-
-def parse_notification(content_type: str, body: bytes) -> list[Pushed]:
-    """The pushes in a notification body; raise :class:`BadNotification` if it is malformed.
-
-    `content_type` must be one of :data:`DISTRIBUTION_EVENTS` or
-    :data:`HARBOR_EVENTS` (checked by the caller).
-    """
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadNotification(f"the body is not JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise BadNotification("the body is not a JSON object")
-    if "events" in payload or _media_type(content_type) in DISTRIBUTION_EVENTS:
-        return distribution_pushes(payload)
-    return harbor_pushes(payload)
-
-
-def distribution_pushes(payload: Mapping[str, Any]) -> list[Pushed]:
-    """Manifest pushes in a CNCF distribution envelope `{"events": [...]}`.
-
-    Pulls, mounts, deletes and blob pushes are not pushes of an image: ignored.
-    """
-    events = payload.get("events")
-    if not isinstance(events, list):
-        raise BadNotification('a distribution notification needs an "events" list')
-    return [push for event in events if (push := _distribution_push(event)) is not None]
-
-
-def _distribution_push(event: object) -> Pushed | None:
-    if not isinstance(event, dict) or event.get("action") != "push":
-        return None
-    target = event.get("target")
-    if not isinstance(target, dict) or target.get("mediaType") not in MANIFEST_MEDIA_TYPES:
-        return None
-    request = event.get("request")
-    host = request.get("host") if isinstance(request, dict) else None
-    return _pushed(target.get("repository"), target.get("tag"), target.get("digest"), host)
-
-
-def harbor_pushes(payload: Mapping[str, Any]) -> list[Pushed]:
-    """Artifact pushes in a Harbor webhook (`{"type": "PUSH_ARTIFACT", "event_data": ...}`).
-
-    Other Harbor event types (pulls, deletes, scans, quotas...) are ignored.
-    """
-    kind = payload.get("type")
-    if not isinstance(kind, str):
-        raise BadNotification('a Harbor webhook needs a "type"')
-    if kind != "PUSH_ARTIFACT":
-        return []
-    data = payload.get("event_data")
-    if not isinstance(data, dict) or not isinstance(data.get("resources"), list):
-        raise BadNotification('a Harbor push needs "event_data" with a "resources" list')
-    repository = data.get("repository")
-    name = repository.get("repo_full_name") if isinstance(repository, dict) else None
-    pushes = []
-    for resource in data["resources"]:
-        if not isinstance(resource, dict):
-            raise BadNotification("a Harbor resource is not a JSON object")
-        host = _registry_of(resource.get("resource_url"))
-        push = _pushed(name, resource.get("tag"), resource.get("digest"), host)
-        if push is not None:
-            pushes.append(push)
-    return pushes
-
-
-def _registry_of(resource_url: object) -> str | None:
-    """The registry host in a Harbor resource URL (`host/project/name:tag`), if it has one."""
-    if not isinstance(resource_url, str):
-        return None
-    first, sep, _ = resource_url.partition("/")
-    looks_like_host = "." in first or ":" in first or first == "localhost"
-    return first if sep and looks_like_host else None
-
-
-def _pushed(repository: object, tag: object, digest: object, host: object) -> Pushed | None:
-    """A Pushed from loosely typed fields, or None (logged) when they do not make one."""
-    if not isinstance(repository, str) or not repository:
-        log.warning("ignored a push without a repository")
-        return None
-    if not isinstance(digest, str) or not is_digest(digest):
-        log.warning("ignored a push to %s without a valid digest: %r", repository, digest)
-        return None
-    # Harbor names a push by digest with the digest as its tag.
-    tag = tag if isinstance(tag, str) and tag and not is_digest(tag) else None
-    return Pushed(repository, tag, digest, host if isinstance(host, str) and host else None)
-
-
-def _media_type(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-# -- authentication ------------------------------------------------------------------
+OnPush = Callable[[Pushed], None]
 
 
 def read_secret(path: Path) -> str:
@@ -180,9 +65,6 @@ def authorized(header: str | None, secret: str) -> bool:
     expected = secret.encode()
     # Both comparisons always run: the answer's timing says nothing about the form.
     return hmac.compare_digest(given, expected) | hmac.compare_digest(bearer, expected)
-
-
-# -- the receiver --------------------------------------------------------------------
 
 
 def parse_addr(addr: str) -> tuple[str, int]:
@@ -360,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(HTTPStatus.UNAUTHORIZED, {"error": "bad or missing secret"}, close=True)
             return
         content_type = self.headers.get("Content-Type", "")
-        if _media_type(content_type) not in (*DISTRIBUTION_EVENTS, HARBOR_EVENTS):
+        if media_type(content_type) not in (*DISTRIBUTION_EVENTS, HARBOR_EVENTS):
             error = {"error": f"unexpected content type {content_type!r}"}
             self._answer(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, error, close=True)
             return
@@ -408,88 +290,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.client_address[0], format % args)
-
-
-# -- polling ------------------------------------------------------------------------
-
-
-class ManifestHeads(Protocol):
-    """What polling needs of a registry client (:class:`~socle.registry.RegistryClient`)."""
-
-    def head_manifest(self, ref: Reference) -> Descriptor | None:
-        """The descriptor at `ref`, or None when there is none."""
-        ...
-
-
-class Poller:
-    """Watches tags by asking for their digest every `interval` seconds.
-
-    The first answer for a tag is its baseline; a later different digest (or
-    a tag that appears) is a :class:`Pushed`. A registry that fails to answer
-    keeps the last digest known, so an outage is not a change.
-    """
-
-    def __init__(self, client: ManifestHeads, refs: Sequence[Reference], interval: float) -> None:
-        if interval <= 0:
-            raise InputError(f"the polling interval must be positive, got {interval}")
-        for ref in refs:
-            if ref.tag is None or ref.digest is not None:
-                raise InputError(f"cannot watch {ref}: a tag moves, a digest does not")
-        self._client = client
-        self._refs = tuple(dict.fromkeys(refs))
-        self._interval = interval
-        self._known: dict[Reference, str | None] = {}
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def poll_once(self) -> list[Pushed]:
-        """HEAD every watched tag once; the tags whose digest changed since last time."""
-        return [push for ref in self._refs if (push := self._check(ref)) is not None]
-
-    def _check(self, ref: Reference) -> Pushed | None:
-        try:
-            found = self._client.head_manifest(ref)
-        except SocleError as exc:
-            log.warning("cannot poll %s: %s", ref, exc.message)
-            return None
-        digest = found.digest if found else None
-        first = ref not in self._known
-        before = self._known.get(ref)
-        self._known[ref] = digest
-        if first or digest is None or digest == before:
-            return None
-        return Pushed(ref.repository, ref.tag, digest, ref.registry)
-
-    def run(self, on_push: OnPush, *, rounds: int | None = None) -> None:
-        """Poll until :meth:`stop` (or `rounds` rounds), calling `on_push` for each change."""
-        for count in _rounds(rounds):
-            if count and self._stopped.wait(self._interval):
-                return
-            for push in self.poll_once():
-                log.info("push: %s", push)
-                try:
-                    on_push(push)
-                except Exception:  # the watcher outlives one failed cascade
-                    log.exception("handling %s failed", push)
-
-    def start(self, on_push: OnPush) -> None:
-        """Run :meth:`run` in a background thread."""
-        self._stopped.clear()
-        self._thread = threading.Thread(
-            target=self.run, args=(on_push,), name="socle-poll", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop polling after the current round; wait for the background thread."""
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-
-def _rounds(limit: int | None) -> Iterator[int]:
-    count = 0
-    while limit is None or count < limit:
-        yield count
-        count += 1
