@@ -16,7 +16,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from socle.bootstrap import BootstrapResult, BootstrapSpec, bootstrap
+from socle.bootstrap.mmdebstrap import BootstrapResult, bootstrap
+from socle.bootstrap.spec import BootstrapSpec
 
 
 def main() -> int:

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from socle.bootstrap import BootstrapSpec, bootstrap
+from socle.bootstrap.mmdebstrap import bootstrap
+from socle.bootstrap.spec import BootstrapSpec
 from socle.builders.interface import Builder, BuildRequest
 from socle.canonical import canonical_json
 from socle.core.catalog import Catalog, Kind

@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from socle.bootstrap import BootstrapSpec, spec_sources
+from socle.bootstrap.sources import spec_sources
+from socle.bootstrap.spec import BootstrapSpec
 from socle.builders.interface import Builder, RunResult
 from socle.errors import SocleError
 from socle.process import tail_of

@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from socle.bootstrap import BootstrapResult, BootstrapSpec, bootstrap
+from socle.bootstrap.mmdebstrap import BootstrapResult, bootstrap
+from socle.bootstrap.spec import BootstrapSpec
 from socle.process import run
 from tests.integration.helpers import skopeo_inspect
 from tests.integration.images import BUSYBOX, write_busybox_layout

@@ -16,7 +16,9 @@ from typing import Protocol
 
 import pytest
 
-from socle.bootstrap import BootstrapSpec, bootstrap, rfc3339
+from socle.bootstrap.image import rfc3339
+from socle.bootstrap.mmdebstrap import bootstrap
+from socle.bootstrap.spec import BootstrapSpec
 from socle.errors import SocleError
 from socle.oci.layout import read_image_layout
 from socle.process import run

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from socle.bootstrap import BootstrapSpec, bootstrap
+from socle.bootstrap.mmdebstrap import bootstrap
+from socle.bootstrap.spec import BootstrapSpec
 from socle.builders import BUILDERS, Builder
 from socle.errors import SocleError
 from socle.updates import SECURITY_LABELS, pending_security_updates

@@ -8,16 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from socle.bootstrap import (
-    BootstrapSpec,
-    count_installed,
-    explain_failure,
-    host_sources,
-    image_config,
-    mirror_sources,
-    mmdebstrap_command,
-    rfc3339,
-)
+from socle.bootstrap.image import count_installed, image_config, rfc3339
+from socle.bootstrap.mmdebstrap import explain_failure, mmdebstrap_command
+from socle.bootstrap.sources import host_sources, mirror_sources
+from socle.bootstrap.spec import BootstrapSpec
 from socle.errors import InputError, SocleError
 from socle.process import CommandError
 

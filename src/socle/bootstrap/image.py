@@ -1,0 +1,60 @@
+"""The bootstrapped root filesystem as a reproducible OCI image: its config and history."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from socle.bootstrap.spec import (
+    DEFAULT_PATH,
+    PLATFORMS,
+    BootstrapSpec,
+)
+
+
+def image_config(spec: BootstrapSpec, epoch: int, labels: Mapping[str, str]) -> dict[str, object]:
+    """The OCI image config of a bootstrapped image (rootfs is added by the layout writer)."""
+    architecture, variant = PLATFORMS[spec.architecture]
+    created = rfc3339(epoch)
+    runtime: dict[str, object] = {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": ["bash"]}
+    if labels:
+        runtime["Labels"] = dict(labels)
+    config: dict[str, object] = {
+        "architecture": architecture,
+        "os": "linux",
+        "created": created,
+        "config": runtime,
+        "history": [
+            {"created": created, "created_by": _created_by(spec), "comment": "socle bootstrap"}
+        ],
+    }
+    if variant:
+        config["variant"] = variant
+    return config
+
+
+def _created_by(spec: BootstrapSpec) -> str:
+    words = [
+        "mmdebstrap",
+        f"--variant={spec.variant}",
+        f"--architectures={spec.architecture}",
+        f"--components={','.join(spec.components)}",
+    ]
+    if spec.packages:
+        words.append(f"--include={','.join(sorted(set(spec.packages)))}")
+    return " ".join([*words, spec.suite])
+
+
+def rfc3339(epoch: int) -> str:
+    """`epoch` as an RFC 3339 UTC timestamp, e.g. 2024-01-31T00:00:00Z."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def count_installed(status: str) -> int:
+    """How many packages a dpkg status file lists as installed."""
+    return sum(
+        1
+        for stanza in status.split("\n\n")
+        if re.search(r"^Status: install ok installed$", stanza, re.MULTILINE)
+    )
