@@ -55,6 +55,7 @@ demo: setup $(DEMO_KEY).key
 lint: venv
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
 test: setup lint interop
