@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from socle.errors import SocleError
 
@@ -93,3 +94,20 @@ def run(
     if check and proc.returncode != 0:
         raise CommandError(cmd, proc.returncode, out, err, hint=hint)
     return Completed(out, err)
+
+
+def start_detached(cmd: Sequence[str], log: BinaryIO) -> subprocess.Popen[bytes]:
+    """Start a daemon (not a command that finishes) in its own session, output to `log`.
+
+    The one place socle uses Popen: the local stack's registry and dockerd.
+    """
+    try:
+        return subprocess.Popen(
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise CommandError(cmd, 127, "", str(exc), hint=f"install {cmd[0]!r} (see the README's setup)") from exc

@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 import yaml
 
+from socle import process
 from socle.builders.interface import SETUP_HINT
 from socle.errors import InputError, SocleError
 from socle.process import CommandError, run, tail_of
@@ -248,14 +248,7 @@ def _start(
     with log.open("ab") as out:
         out.write(f"--- socle up {time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(cmd)}\n".encode())
         out.flush()
-        # A daemon, not a command that finishes: the one place socle uses Popen.
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = process.start_detached(cmd, out)
     paths.pid_file(service.name).write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
