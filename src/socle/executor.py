@@ -37,7 +37,7 @@ from socle.gates import Gate, Publisher, Subject
 from socle.localimage import fetch_layout
 from socle.oci.media import BASE_DIGEST, BASE_NAME, CREATED, REF_NAME, REVISION, SOURCE, VERSION
 from socle.oci.reference import Reference
-from socle.registry.client import RegistryClient
+from socle.registry.interface import Registry
 from socle.vcs import Revision
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Executor:
         catalog: Catalog,
         graph: Graph,
         *,
-        client: RegistryClient,
+        client: Registry,
         builder: Builder,
         observer: Observer = ignore,
         options: RunOptions | None = None,

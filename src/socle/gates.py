@@ -28,12 +28,12 @@ from socle.imagetests import ImageTest, effective_tests, run_tests, to_junit_xml
 from socle.oci.layout import read_image_layout
 from socle.oci.media import BASE_DIGEST, BASE_NAME
 from socle.oci.reference import Reference
-from socle.registry.client import RegistryClient
 from socle.sbom import Inventory, inventory
 from socle.sbom.bom import to_cyclonedx
 from socle.scan import ScanReport, ScanTarget
 from socle.scan.interface import Scanner
-from socle.signing import SigningKey, attest, provenance_statement, sign
+from socle.signing import provenance_statement
+from socle.signing.interface import Signer
 
 CYCLONEDX = "https://cyclonedx.org/bom"
 
@@ -204,16 +204,13 @@ class SignPublisher:
 
     name = "signature"
 
-    def __init__(
-        self, client: RegistryClient, key: SigningKey, *, catalog: Path, builder: str
-    ) -> None:
-        self.client = client
-        self.key = key
+    def __init__(self, signer: Signer, *, catalog: Path, builder: str) -> None:
+        self.signer = signer
         self.catalog = catalog
         self.builder = builder
 
     def publish(self, subject: Subject, ref: Reference) -> None:
-        sign(self.client, ref, self.key)
+        self.signer.sign(ref)
         records = subject.annotations
         parents = {records[BASE_NAME]: records[BASE_DIGEST]} if BASE_NAME in records else {}
         statement = provenance_statement(
@@ -232,9 +229,9 @@ class SignPublisher:
             started_on=subject.started,
             finished_on=datetime.now(UTC),
         )
-        attest(self.client, ref, self.key, statement)
+        self.signer.attest(ref, statement)
         if subject.sbom is not None:
-            attest(self.client, ref, self.key, sbom_statement(ref, subject.sbom))
+            self.signer.attest(ref, sbom_statement(ref, subject.sbom))
         subject.notes.append(
             "signed, provenance attested" + (", SBOM attested" if subject.sbom else "")
         )

@@ -28,6 +28,7 @@ from socle.planning import plan_with_state
 from socle.registry.state import RegistryState
 from socle.scan import SCANNERS, ScanSettings
 from socle.signing import SigningKey
+from socle.signing.attach import KeySigner
 from socle.stack import StackPaths
 
 
@@ -141,8 +142,7 @@ class BuildJob:
         found: list[Publisher] = [SbomPublisher(self.settings.reports)]
         if self.signing_key is not None:
             signer = SignPublisher(
-                self.state.client,
-                self.signing_key,
+                KeySigner(self.state.client, self.signing_key),
                 catalog=self.catalog.path,
                 builder=self.settings.builder,
             )

@@ -13,7 +13,7 @@ from socle import atomic
 from socle.core.catalog import Catalog
 from socle.errors import SocleError
 from socle.oci.reference import Reference
-from socle.registry.client import RegistryClient
+from socle.registry.interface import ManifestResolver
 
 HEADER = (
     "# Upstream images pinned by digest. Written by `socle pins update`;\n"
@@ -36,7 +36,7 @@ class PinChange:
         return self.before != self.after
 
 
-def resolve(catalog: Catalog, client: RegistryClient) -> list[PinChange]:
+def resolve(catalog: Catalog, client: ManifestResolver) -> list[PinChange]:
     """The digest each upstream tag points at now, for every upstream version."""
     found = []
     for image, version, upstream in catalog.upstreams():

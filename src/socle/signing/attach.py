@@ -134,3 +134,19 @@ def _attach_once(
     envelope = sign_envelope(key, INTOTO_PAYLOAD_TYPE, payload)
     bundle = bundle_json(envelope, key.public_key.hint)
     return attach_bundle(client, ref, subject, bundle, predicate_type)
+
+
+class KeySigner:
+    """The :class:`~socle.signing.interface.Signer` for a cosign-format key pair."""
+
+    def __init__(self, client: RegistryClient, key: SigningKey) -> None:
+        self.client = client
+        self.key = key
+
+    def sign(self, ref: Reference) -> list[str]:
+        """See :func:`sign`."""
+        return sign(self.client, ref, self.key)
+
+    def attest(self, ref: Reference, statement: dict[str, Any]) -> list[str]:
+        """See :func:`attest`."""
+        return attest(self.client, ref, self.key, statement)
