@@ -30,7 +30,7 @@ from socle.scan import ScanTarget
 from socle.scan.debian import DebianTrackerScanner
 from socle.scan.tracker import load_tracker
 from tests.integration.conftest import LocalRegistry, require
-from tests.unit.test_sbom import (
+from tests.unit.sbom.test_sbom import (
     DEP5,
     OLD_STYLE,
     OS_RELEASE,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ROOT, CatalogWriter
-from tests.unit.test_convention import SEED
+from tests.unit.core.test_convention import SEED
 
 SEED_CATALOG = str(ROOT / "examples/seed/catalog.yaml")
 
