@@ -71,6 +71,7 @@ integration: setup interop
 bench: setup
 	$(PY) bench/plan_scale.py
 	$(PY) bench/registry_plan.py
+	$(PY) bench/startup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(INTEROP)/node_modules
