@@ -16,8 +16,8 @@ from socle.registry.client import RegistryClient
 from socle.signing import SigningKey, generate_keypair, load_private_key
 
 ROOT = Path(__file__).resolve().parents[3]
-# CI lays shared/ beside the clone; so does a developer's workplace.
-VECTORS = ROOT.parent / "shared" / "vectors" / "cosign"
+# Upstream cosign vectors, kept in the repository so a fresh clone has them.
+VECTORS = ROOT / "tests" / "data" / "cosign"
 PASSWORD = "correct horse battery staple"
 
 
@@ -25,7 +25,7 @@ def vector(name: str) -> dict[str, Any]:
     """One of cosign's test vectors; a missing file fails the test (never a skip)."""
     path = VECTORS / name
     if not path.exists():
-        pytest.fail(f"test vector {path} is missing: shared/ must sit beside the project")
+        pytest.fail(f"test vector {path} is missing from the repository")
     data: dict[str, Any] = json.loads(path.read_text())
     return data
 
