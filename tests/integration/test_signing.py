@@ -7,7 +7,6 @@ only socle's public key; tampering must make both refuse.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from socle.signing import (
 )
 from socle.signing.referrers import bundle_entries, fallback_tag
 from tests.integration.conftest import LocalRegistry
+from tests.integration.helpers import node
 from tests.unit.signing.signing_helpers import (
     PASSWORD,
     ROOT,
@@ -81,14 +81,11 @@ def socle(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -
 def js_verify(
     tmp_path: Path, bundle: bytes, public_key: Path, digest: str, predicate_type: str
 ) -> subprocess.CompletedProcess[str]:
-    node = shutil.which("node")
-    if node is None or not (INTEROP / "node_modules" / "@sigstore" / "verify").is_dir():
-        pytest.fail(
-            "the JS verifier is not installed: run `npm ci --prefix tests/interop/sigstore`"
-        )
+    if not (INTEROP / "node_modules" / "@sigstore" / "verify").is_dir():
+        pytest.fail("the JS verifier is not installed: run `make interop`")
     path = tmp_path / f"bundle-{len(list(tmp_path.glob('bundle-*')))}.json"
     path.write_bytes(bundle)
-    command = [node, str(INTEROP / "verify.mjs"), "--bundle", str(path), "--key", str(public_key)]
+    command = [node(), str(INTEROP / "verify.mjs"), "--bundle", str(path), "--key", str(public_key)]
     command += ["--digest", digest, "--predicate-type", predicate_type]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
