@@ -24,6 +24,7 @@ import yaml
 from socle import process
 from socle.builders.interface import SETUP_HINT
 from socle.errors import InputError, SocleError
+from socle.oci.reference import registry_host_problem
 from socle.process import CommandError, run, tail_of
 
 DEFAULT_REGISTRY_ADDR = "127.0.0.1:5000"
@@ -215,8 +216,11 @@ def _up_dockerd(paths: StackPaths) -> str:
 
 
 def _check_addr(addr: str) -> None:
+    problem = registry_host_problem(addr)
+    if problem and "://" in addr:
+        raise InputError(f"registry address {addr!r} {problem}")
     host, _, port = addr.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if problem or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"registry address {addr!r} is not HOST:PORT", hint="e.g. 127.0.0.1:5000")
 
 

@@ -28,9 +28,10 @@ from socle.core.catalog import (
     Version,
 )
 from socle.core.imagetest_parse import parse_tests
-from socle.core.nodes import LOADER, Entries, Reader, did_you_mean
+from socle.core.nodes import LOADER, Entries, Location, Reader, did_you_mean
 from socle.core.policy import parse_policy
 from socle.errors import InputError, Problem
+from socle.oci.reference import registry_host_problem
 
 TOP_KEYS = ("registry", "namespace", "images", "max_age", "pins", "policy", "scan")
 SCAN_KEYS = ("scanner", "db")
@@ -112,6 +113,8 @@ def load(
         raise InputError(
             f"cannot read catalog {path}: {exc.strerror}", hint="pass -c FILE"
         ) from exc
+    except UnicodeDecodeError as exc:
+        return Catalog(path, "", "", ()), [not_utf8(path, exc)]
     reader = Reader(str(path))
     try:
         root = yaml.compose(text, Loader=LOADER)
@@ -143,7 +146,9 @@ class CatalogParser:
 
     def parse(self, root: yaml.Node) -> Catalog:
         top = self.r.mapping(root, "the catalog", TOP_KEYS)
-        registry = self.required_scalar(top, "registry", root, "the catalog") or ""
+        registry = self.required_scalar(top, "registry", root, "the catalog")
+        if registry is not None and (problem := registry_host_problem(registry)):
+            self.r.error(top["registry"][1], f"registry {registry!r} {problem}")
         namespace = self.optional_scalar(top, "namespace", "namespace") or ""
         if namespace and not REPOSITORY_RE.match(namespace):
             self.r.error(top["namespace"][1], f"invalid namespace {namespace!r}")
@@ -164,7 +169,9 @@ class CatalogParser:
         if "policy" in top:
             policy = parse_policy(self.r, top["policy"][1])
         scan = self.scan_config(top["scan"][1]) if "scan" in top else None
-        return Catalog(self.path, registry, namespace, tuple(images), pins_path, policy, scan)
+        return Catalog(
+            self.path, registry or "", namespace, tuple(images), pins_path, policy, scan
+        )
 
     def scan_config(self, node: yaml.Node) -> ScanConfig:
         entries = self.r.mapping(node, "scan", SCAN_KEYS)
@@ -247,6 +254,10 @@ class CatalogParser:
             self.r.error(key_node, f"image {name!r} has no `versions`")
             return None
         image_versions = tuple(self.versions(entries["versions"][1], defaults))
+        if is_empty_collection(entries["versions"][1]):
+            self.r.error(
+                entries["versions"][1], f"image {name!r} has an empty `versions`: list at least one"
+            )
         if (
             kind is Kind.BUILD
             and aliases
@@ -511,6 +522,25 @@ class ImageDefaults:
         self.context = context
 
 
+def is_empty_collection(node: yaml.Node) -> bool:
+    """`[]` or `{}`: a list or mapping with nothing in it."""
+    return isinstance(node, yaml.SequenceNode | yaml.MappingNode) and not node.value
+
+
+def not_utf8(path: Path, exc: UnicodeDecodeError) -> Problem:
+    """Where a file stops being UTF-8 text (line, column in bytes, and byte offset)."""
+    before = exc.object[: exc.start]
+    line = before.count(b"\n") + 1
+    column = exc.start - before.rfind(b"\n")
+    byte = exc.object[exc.start : exc.start + 1].hex()
+    return Problem(
+        str(path),
+        line,
+        column,
+        f"not UTF-8 text: byte 0x{byte} at offset {exc.start} (save the file as UTF-8)",
+    )
+
+
 def read_pins(
     path: Path, reader: Reader, node: yaml.Node | None, files: Files
 ) -> dict[str, str]:
@@ -525,6 +555,14 @@ def read_pins(
     pins_reader = Reader(str(path))
     try:
         root = yaml.compose(files.read_text(path), Loader=LOADER)
+    except OSError as exc:
+        where = reader.where(node) if node is not None else Location(str(path), 1, 1)
+        message = f"cannot read the pins file {path}: {exc.strerror}"
+        reader.problems.append(Problem(where.file, where.line, where.column, message))
+        return {}
+    except UnicodeDecodeError as exc:
+        reader.problems.append(not_utf8(path, exc))
+        return {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -126,6 +126,25 @@ def is_digest(digest: str) -> bool:
     return length is None or re.fullmatch(rf"[a-f0-9]{{{length}}}", encoded) is not None
 
 
+def registry_host_problem(host: str) -> str | None:
+    """What is wrong with `host` as a registry's host[:port], with the fix; None when nothing.
+
+    The text follows the value (`registry 'X' is a URL: ...`). A URL or a path
+    would give references no client can pull (`http://127.0.0.1:5000/my/java:17`),
+    so they are refused where they are read, not when a push fails.
+    """
+    _, scheme, rest = host.partition("://")
+    if scheme:
+        bare = rest.split("/", 1)[0] or "HOST[:PORT]"
+        return f"is a URL: write {bare}, without the scheme"
+    bare, slash, _ = host.partition("/")
+    if slash and _REGISTRY.fullmatch(bare):
+        return f"has a path: write {bare}, and put the path in the catalog's `namespace`"
+    if not _REGISTRY.fullmatch(host):
+        return "is not a host[:port] (such as 127.0.0.1:5000)"
+    return None
+
+
 def check_digest(digest: str) -> str:
     """Return `digest` if well-formed; raise :class:`InputError` naming it otherwise."""
     if not is_digest(digest):
