@@ -8,7 +8,9 @@ busybox-static), written as an OCI layout by hand: no internet needed.
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,12 +123,53 @@ def test_a_failing_run_step_raises_build_failed_with_the_log_tail(
     builder.remove(request.name)
 
 
-def test_load_makes_a_layout_runnable(builder: Builder, base_layout: Path) -> None:
+def stored(builder: Builder, name: str) -> bool:
+    """Whether the builder's own storage holds the image `name` (asked of the tool itself)."""
+    inspect = {
+        "buildah": ["buildah", "inspect", "--type", "image", name],
+        "docker": ["docker", "image", "inspect", name],
+    }[builder.name]
+    return subprocess.run(inspect, capture_output=True, check=False).returncode == 0
+
+
+def test_load_makes_a_layout_runnable_and_remove_deletes_it(
+    builder: Builder, base_layout: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     name = f"socle-test/loaded-{builder.name}:1"
     builder.load(base_layout, name)
     try:
+        assert stored(builder, name)
         result = builder.run(name, ["echo", "loaded"])
         assert (result.exit_code, result.stdout) == (0, "loaded\n")
     finally:
         builder.remove(name)
-    builder.remove(name)  # already gone: still fine
+    assert not stored(builder, name), f"{name} is still in {builder.name}'s storage"
+    with caplog.at_level(logging.DEBUG, logger="socle.builders"):
+        builder.remove(name)  # already gone: quiet, no warning, no error
+    assert caplog.records == []
+
+
+def test_an_image_in_use_stays_with_one_warning(
+    builder: Builder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = f"socle-test/in-use-{builder.name}:1"
+    # An image of its own (no other name shares it), so removing the name cannot just untag.
+    write_busybox_layout(tmp_path / "own", extra={"etc/in-use": name.encode()})
+    builder.load(tmp_path / "own", name)
+    holder = f"socle-test-holder-{builder.name}"
+    create = {
+        "buildah": ["buildah", "from", "--name", holder, name],
+        "docker": ["docker", "create", "--name", holder, name, "true"],
+    }[builder.name]
+    delete = {"buildah": ["buildah", "rm", holder], "docker": ["docker", "rm", holder]}
+    run(create)
+    try:
+        with caplog.at_level(logging.WARNING, logger="socle.builders"):
+            builder.remove(name)  # clean-up never fails a run
+        [record] = caplog.records
+        assert record.getMessage().startswith(f"could not remove the local image {name}: ")
+        assert stored(builder, name)
+    finally:
+        run(delete[builder.name])
+        builder.remove(name)
+    assert not stored(builder, name)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,36 @@ def test_load_pulls_through_a_unique_alias_then_names_the_image(
     assert rmi == ["buildah", "rmi", f"localhost/{alias}:latest"]
 
 
-def test_removing_a_missing_image_is_not_an_error(fake_run: Any, command_error: Any) -> None:
+def test_remove_deletes_the_image_from_buildah_s_storage(fake_run: Any) -> None:
+    runner = fake_run()
+    BuildahBuilder(run=runner, storage_driver="vfs").remove("socle-build/x:1")
+    assert runner.commands == [["buildah", "--storage-driver", "vfs", "rmi", "socle-build/x:1"]]
+
+
+def test_removing_a_missing_image_is_quiet(
+    fake_run: Any, command_error: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     def handler(cmd: list[str]) -> Completed:
         raise command_error(cmd, 1, "", "Error: x: image not known\n")
 
-    BuildahBuilder(run=fake_run(handler)).remove("x")
+    runner = fake_run(handler)
+    with caplog.at_level(logging.DEBUG, logger="socle.builders"):
+        BuildahBuilder(run=runner).remove("x")  # does not raise
+    assert runner.commands == [["buildah", "rmi", "x"]]
+    assert caplog.records == []
+
+
+def test_an_image_that_cannot_be_removed_is_one_warning_naming_it(
+    fake_run: Any, command_error: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    stderr = "Error: image used by 3f2a: image is in use by a container: consider listing ...\n"
+
+    def handler(cmd: list[str]) -> Completed:
+        raise command_error(cmd, 125, "", stderr)
+
+    with caplog.at_level(logging.WARNING, logger="socle.builders"):
+        BuildahBuilder(run=fake_run(handler)).remove("socle-build/x:1")  # clean-up never fails
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith("could not remove the local image socle-build/x:1: ")
+    assert "image is in use by a container" in record.getMessage()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,11 +106,39 @@ def test_run_reports_non_zero_exits(fake_run: Any, command_error: Any) -> None:
     assert DockerBuilder(run=fake_run(handler)).run("x", ["false"]) == RunResult(2, "", "nope\n")
 
 
-def test_removing_a_missing_image_is_not_an_error(fake_run: Any, command_error: Any) -> None:
+def test_remove_deletes_the_image_from_the_daemon(fake_run: Any) -> None:
+    runner = fake_run()
+    DockerBuilder(run=runner).remove("socle-build/x:1")
+    assert runner.commands == [["docker", "image", "rm", "socle-build/x:1"]]
+
+
+def test_removing_a_missing_image_is_quiet(
+    fake_run: Any, command_error: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     def handler(cmd: list[str]) -> Completed:
         raise command_error(cmd, 1, "", "Error: No such image: x\n")
 
-    DockerBuilder(run=fake_run(handler)).remove("x")
+    with caplog.at_level(logging.DEBUG, logger="socle.builders"):
+        DockerBuilder(run=fake_run(handler)).remove("x")  # does not raise
+    assert caplog.records == []
+
+
+def test_an_image_that_cannot_be_removed_is_one_warning_naming_it(
+    fake_run: Any, command_error: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    stderr = (
+        "Error response from daemon: conflict: unable to remove repository reference "
+        '"socle-build/x:1" (must force) - container 3f2a is using its referenced image\n'
+    )
+
+    def handler(cmd: list[str]) -> Completed:
+        raise command_error(cmd, 1, "", stderr)
+
+    with caplog.at_level(logging.WARNING, logger="socle.builders"):
+        DockerBuilder(run=fake_run(handler)).remove("socle-build/x:1")  # clean-up never fails
+    [record] = caplog.records
+    assert record.getMessage().startswith("could not remove the local image socle-build/x:1: ")
+    assert "is using its referenced image" in record.getMessage()
 
 
 CLASSIC_LOG = """Step 2/5 : FROM ${BASE_IMAGE}
