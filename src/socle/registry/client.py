@@ -27,9 +27,22 @@ from socle.oci.reference import Reference, check_digest
 from socle.registry.auth import Anonymous, CredentialSource, DockerConfig
 from socle.registry.bulk import BulkHeads
 from socle.registry.cache import ManifestCache
-from socle.registry.errors import ManifestNotFound, RegistryError
+from socle.registry.errors import (
+    ManifestNotFound,
+    RegistryError,
+    RegistryFailure,
+    RegistryUnreachable,
+)
 from socle.registry.interface import BlobSource
-from socle.registry.session import Call, Content, Session, check, describe_transport_error
+from socle.registry.session import (
+    Call,
+    Content,
+    Session,
+    check,
+    describe_transport_error,
+    failure,
+    is_transient,
+)
 
 USER_AGENT = "socle"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -250,7 +263,7 @@ class RegistryClient:
     def upload_blob(self, ref: Reference, digest: str, source: BlobSource) -> None:
         """Upload a blob in one PUT (a file is streamed, not read into memory)."""
         check_digest(digest)
-        self._finish_upload(ref, self._start_upload(ref), digest, _Payload.of(source))
+        self._upload(ref, digest, partial(_Payload.of, source))
 
     def mount_blob(self, ref: Reference, digest: str, from_repository: str) -> bool:
         """Mount blob `digest` from another repository of the same registry; False if refused."""
@@ -350,8 +363,33 @@ class RegistryClient:
             location = self._mount(ref, digest, repository)
             if location is None:
                 return False
-        self._finish_upload(ref, location or self._start_upload(ref), digest, payload())
+        self._upload(ref, digest, payload, location)
         return True
+
+    def _upload(
+        self,
+        ref: Reference,
+        digest: str,
+        payload: Callable[[], _Payload],
+        location: str | None = None,
+    ) -> None:
+        """Upload a blob in one session (`location`, or a new one), started over if it is lost.
+
+        A PUT cut off mid-body leaves its session at an offset only the registry knows,
+        so that PUT is never sent again as it is; a new session for the same digest is
+        always safe (a blob is addressed by its content), and when only the answer was
+        lost, the blob is there on the next attempt.
+        """
+        lost: RegistryFailure | None = None
+        for number in self._session.tries():
+            if number and self.blob_exists(ref, digest):
+                return
+            where = location if location and not number else self._start_upload(ref)
+            lost = self._finish_upload(ref, where, digest, payload())
+            if lost is None:
+                return
+        assert lost is not None
+        raise lost
 
     def _start_upload(self, ref: Reference) -> str:
         call = self._uploads_call(ref, (), (_push(ref),))
@@ -365,7 +403,14 @@ class RegistryClient:
         response = check(self._session.send(call), call, 201, 202)
         return None if response.status_code == 201 else _location(response, call)
 
-    def _finish_upload(self, ref: Reference, location: str, digest: str, payload: _Payload) -> None:
+    def _finish_upload(
+        self, ref: Reference, location: str, digest: str, payload: _Payload
+    ) -> RegistryFailure | None:
+        """Complete an upload session in one PUT: None when stored, else why the session was lost.
+
+        Lost means worth a new session: cut off, a 5xx, or a session the registry no
+        longer knows (404: restarted, expired). Any other refusal is raised.
+        """
         call = Call(
             "PUT",
             ref.registry,
@@ -377,8 +422,18 @@ class RegistryClient:
             },
             params=(("digest", digest),),
             content=payload.content,
+            retry=False,
         )
-        check(self._session.send(call), call, 201)
+        try:
+            response = self._session.send(call)
+        except RegistryUnreachable as exc:
+            return exc
+        if response.status_code == 201:
+            return None
+        error = failure(response, call)
+        if is_transient(response.status_code) or response.status_code == 404:
+            return error
+        raise error
 
     def _cancel_upload(self, ref: Reference, location: str) -> None:
         """Abandon an upload session; the registry expires it anyway, so failures are ignored."""

@@ -21,7 +21,12 @@ import httpx
 
 from socle.registry.auth import Credential, CredentialSource
 from socle.registry.challenge import Challenge, parse_challenge
-from socle.registry.errors import AuthenticationFailed, RegistryError, RegistryUnreachable
+from socle.registry.errors import (
+    AuthenticationFailed,
+    RegistryError,
+    RegistryFailure,
+    RegistryUnreachable,
+)
 
 MAX_RETRY_AFTER = 30.0
 # Tokens are dropped this many seconds before the registry says they expire.
@@ -44,6 +49,11 @@ class Call:
     headers: Mapping[str, str] = field(default_factory=dict)
     params: Sequence[tuple[str, str]] = ()
     content: Content | None = None
+    # False when a failed attempt leaves the registry in an unknown state, so the same
+    # request cannot simply be sent again: the PUT that completes an upload session
+    # (cut off mid-body, the session sits at an offset only the registry knows). The
+    # caller retries a larger unit instead (see :meth:`Session.tries`).
+    retry: bool = True
 
     def __str__(self) -> str:
         return f"{self.method} {self.url}"
@@ -110,9 +120,21 @@ class Session:
 
     # -- retries ---------------------------------------------------------------
 
-    def _retrying(self, call: Call, attempt: Callable[[], httpx.Response]) -> httpx.Response:
+    def tries(self) -> Iterator[int]:
+        """Attempt numbers 0, 1, ... with the backoff of one request slept before each retry.
+
+        For a unit of requests that is safe to start over but whose last request is
+        not safe to send again alone (a whole blob upload, see `Call.retry`).
+        """
         for number in range(self._retries + 1):
-            last = number == self._retries
+            if number:
+                self._sleep(self._delay(number - 1, None))
+            yield number
+
+    def _retrying(self, call: Call, attempt: Callable[[], httpx.Response]) -> httpx.Response:
+        retries = self._retries if call.retry else 0
+        for number in range(retries + 1):
+            last = number == retries
             try:
                 response = attempt()
             except httpx.TransportError as exc:
@@ -289,8 +311,13 @@ def check(response: httpx.Response, call: Call, *expected: int) -> httpx.Respons
     """Return `response` if its status is expected; raise the matching error otherwise."""
     if response.status_code in expected:
         return response
+    raise failure(response, call)
+
+
+def failure(response: httpx.Response, call: Call) -> RegistryFailure:
+    """The error an unexpected answer to `call` means (the response is closed)."""
     body = response.read().decode(errors="replace")
     response.close()
     if response.status_code == 403:
-        raise AuthenticationFailed(call.registry, f"access denied for {call}")
-    raise RegistryError(call.method, call.url, response.status_code, body)
+        return AuthenticationFailed(call.registry, f"access denied for {call}")
+    return RegistryError(call.method, call.url, response.status_code, body)

@@ -122,3 +122,71 @@ def test_timeouts_are_retried_then_unreachable(make_client: MakeClient) -> None:
 
     with pytest.raises(RegistryUnreachable, match="ReadTimeout: timed out"):
         make_client(slow, retries=1).blob_exists(REF, digest_of(b""))
+
+
+def cut_off_uploads(fake: FakeRegistry, count: int, *, stored: bool = False) -> Handler:
+    """`fake`, whose first `count` upload PUTs die mid-body, as a connection reset does.
+
+    The session is used up as distribution leaves it: written up to an offset, so the
+    same PUT again is refused (BLOB_UPLOAD_INVALID). With `stored`, the blob did land
+    and only the answer was lost.
+    """
+    left = iter(range(count))
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        is_upload = request.method == "PUT" and "/blobs/uploads/" in request.url.path
+        if not is_upload or next(left, None) is None:
+            return fake(request)
+        if stored:
+            fake(request)
+        else:
+            fake.requests.append(request)
+            fake.uploads.pop(request.url.path.rsplit("/", 1)[-1], None)
+        raise httpx.RemoteProtocolError("peer closed connection without response")
+
+    return answer
+
+
+def test_an_upload_cut_off_mid_body_starts_a_new_session(
+    make_client: MakeClient, fake: FakeRegistry
+) -> None:
+    slept, sleep = recorder()
+    data = b"layer" * 1000
+    make_client(cut_off_uploads(fake, 1), sleep=sleep).upload_blob(REF, digest_of(data), data)
+    assert fake.repo("os/debian").blobs[digest_of(data)] == data
+    puts = fake.seen("PUT", "/blobs/uploads/")
+    assert len(puts) == 2 and puts[0].url.path != puts[1].url.path  # never the same session
+    assert len(fake.seen("POST", "/blobs/uploads/")) == 2
+    assert slept == [0.2]
+
+
+def test_an_upload_whose_answer_was_lost_is_not_sent_again(
+    make_client: MakeClient, fake: FakeRegistry
+) -> None:
+    data = b"config"
+    client = make_client(cut_off_uploads(fake, 1, stored=True))
+    assert client.ensure_blob(REF, digest_of(data), data) is True
+    assert len(fake.seen("PUT", "/blobs/uploads/")) == 1  # the HEAD found it
+    assert fake.repo("os/debian").blobs[digest_of(data)] == data
+
+
+def test_uploads_cut_off_every_time_end_in_one_unreachable_error(
+    make_client: MakeClient, fake: FakeRegistry
+) -> None:
+    slept, sleep = recorder()
+    data = b"layer"
+    client = make_client(cut_off_uploads(fake, 99), sleep=sleep, retries=2)
+    with pytest.raises(RegistryUnreachable, match="RemoteProtocolError"):
+        client.upload_blob(REF, digest_of(data), data)
+    assert len(fake.seen("PUT", "/blobs/uploads/")) == 3  # one per session, no repeats
+    assert slept == [0.2, 0.4]
+
+
+def test_an_upload_refused_for_its_content_is_not_retried(
+    make_client: MakeClient, fake: FakeRegistry
+) -> None:
+    slept, sleep = recorder()
+    with pytest.raises(RegistryError, match="HTTP 400: DIGEST_INVALID"):
+        make_client(fake, sleep=sleep).upload_blob(REF, digest_of(b"other"), b"layer")
+    assert len(fake.seen("PUT", "/blobs/uploads/")) == 1
+    assert slept == []
