@@ -18,6 +18,7 @@ class Status(Enum):
     SKIPPED = "skipped"
     FAILED = "failed"
     BLOCKED = "blocked"  # an ancestor failed
+    TAGGING = "tagging"  # the tag phase: floating tags are moving (key None: the run)
     TAGGED = "tagged"
 
 

@@ -34,6 +34,7 @@ from socle.core.state import FINGERPRINT, INPUTS
 from socle.errors import InputError, SocleError
 from socle.events import Event, Observer, Status, ignore
 from socle.gates import Gate, Publisher, Subject
+from socle.journal import Journal, Move
 from socle.localimage import fetch_layout
 from socle.oci.media import BASE_DIGEST, BASE_NAME, CREATED, REF_NAME, REVISION, SOURCE, VERSION
 from socle.oci.reference import Reference
@@ -99,9 +100,15 @@ class Executor:
         # shares made buildah fail with "layer not known", so they go at the end.
         self._leftovers: list[str] = []
         self._lock = threading.Lock()
+        self.journal = Journal(client, catalog.registry, catalog.namespace)
 
     def run(self, plan: Plan, *, selected: set[str] | None = None) -> list[Outcome]:
-        """Build what the plan says (limited to `selected` keys if given), then move tags."""
+        """Build what the plan says (limited to `selected` keys if given), then move tags.
+
+        Moves an interrupted run recorded but did not finish are completed first,
+        so no family stays half-moved while this run builds.
+        """
+        self.complete_interrupted(plan)
         outcomes = {
             s.variant.key: Outcome(s, Status.SKIPPED, s.published.digest if s.published else None)
             for s in plan.steps
@@ -329,6 +336,8 @@ class Executor:
         All or nothing per family: when any variant of an image failed or was
         blocked in this run, none of that image's floating tags move, so `17`,
         `latest` and `17-debian12` never disagree about which build is current.
+        The moves are recorded in each family's journal before the first PUT,
+        then made one family at a time, and each family's record is marked done.
         """
         broken = {
             o.step.variant.image.name
@@ -349,15 +358,68 @@ class Executor:
         ]
         # One batch of HEADs for every tag, then a PUT of the same bytes where one is stale.
         current = self.client.head_manifests([ref for _, ref in wanted])
+        families: dict[str, list[Move]] = {}
         for (outcome, ref), found in zip(wanted, current, strict=True):
             assert outcome.digest is not None and ref.tag is not None
             if found is None or found.digest != outcome.digest:
-                self.client.tag(ref.with_digest(outcome.digest), ref.tag)
-                outcome.tags_moved.append(ref.tag)
-        for outcome in moving:
-            if outcome.tags_moved:
-                message = " ".join(outcome.tags_moved)
-                self.observer(Event(Status.TAGGED, outcome.key, message, outcome.digest))
+                move = Move(ref.tag, outcome.digest, outcome.key)
+                families.setdefault(ref.repository, []).append(move)
+        if not families:
+            return
+        count = sum(len(m) for m in families.values())
+        self.observer(
+            Event(Status.TAGGING, None, f"moving {count} tag(s) in {len(families)} family(ies)")
+        )
+        for repository, moves in families.items():
+            self.journal.write(repository, moves)
+        for repository, moves in families.items():
+            for key, tags in self._apply(repository, moves).items():
+                outcomes[key].tags_moved.extend(tags)
+
+    def _apply(self, repository: str, moves: list[Move]) -> dict[str, list[str]]:
+        """Make one family's recorded moves, then mark its record done; tags moved by key."""
+        moved: dict[str, list[str]] = {}
+        for move in moves:
+            if moved and move.key not in moved:
+                self._tagged(moved, moves)
+            target = Reference(self.catalog.registry, repository, digest=move.digest)
+            self.client.tag(target, move.tag)
+            moved.setdefault(move.key, []).append(move.tag)
+        self._tagged(moved, moves)
+        self.journal.write(repository, moves, done=True)
+        return moved
+
+    def _tagged(self, moved: dict[str, list[str]], moves: list[Move]) -> None:
+        """One TAGGED event per variant, as soon as its tags have moved."""
+        key = next(reversed(moved))
+        digest = next(m.digest for m in moves if m.key == key)
+        self.observer(Event(Status.TAGGED, key, " ".join(moved[key]), digest))
+
+    def complete_interrupted(self, plan: Plan) -> list[str]:
+        """Finish the moves an interrupted run recorded for this plan's families.
+
+        Returns the repositories repaired. The digests recorded there passed
+        their gates in that run, so moving to them is what it would have done.
+        """
+        repositories = {s.variant.image.repository for s in plan.steps}
+        repaired = []
+        for record in self.journal.pending(repositories):
+            self.observer(Event(Status.TAGGING, None, record.describe() + "; completing it"))
+            refs = [
+                Reference(self.catalog.registry, record.repository, tag=m.tag) for m in record.moves
+            ]
+            current = self.client.head_manifests(refs)
+            left = [
+                m
+                for m, found in zip(record.moves, current, strict=True)
+                if found is None or found.digest != m.digest
+            ]
+            if left:
+                self._apply(record.repository, left)
+            else:
+                self.journal.write(record.repository, record.moves, done=True)
+            repaired.append(record.repository)
+        return repaired
 
     def _healthy(self, variant: Variant, outcomes: Mapping[str, Outcome]) -> bool:
         chain = [variant, *self.graph.ancestors(variant)]

@@ -23,6 +23,7 @@ from socle.gates import (
     SignPublisher,
     TestGate,
 )
+from socle.journal import Journal, Record
 from socle.lock import RunLock
 from socle.planning import plan_with_state
 from socle.registry.state import RegistryState
@@ -100,6 +101,11 @@ class BuildJob:
         return plan_with_state(
             self.catalog, self.graph, self.state, extra={**(extra or {}), **found}
         )
+
+    def interrupted(self) -> list[Record]:
+        """Families an interrupted run left half-moved (its recorded tag moves not done)."""
+        journal = Journal(self.state.client, self.catalog.registry, self.catalog.namespace)
+        return journal.pending(v.image.repository for v in self.graph.variants)
 
     def pending(self, plan: Plan) -> int:
         """How many builds this job will run."""

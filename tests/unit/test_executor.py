@@ -6,11 +6,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+import pytest
 
 from socle.builders.interface import BuildFailed, BuildRequest, BuildResult, RunResult
+from socle.errors import SocleError
 from socle.events import Event, Status
 from socle.executor import Executor, RunOptions
+from socle.journal import Journal
 from socle.localimage import pull_layout
+from socle.oci.media import OCI_MANIFEST
 from socle.oci.reference import Reference
 from socle.planning import plan_with_state
 from socle.registry.client import RegistryClient
@@ -150,3 +154,104 @@ def test_a_failed_variant_blocks_its_subtree_and_freezes_its_family(
         t: before[t] for t in ("1.0", "1", "1-base1", "2.0", "2.0-base1")
     }
     assert any(e.status is Status.FAILED and "RUN false" in e.message for e in events)
+
+
+class Killed(BaseException):
+    """The process dying: nothing in socle may catch it."""
+
+
+class DyingRegistry(FakeRegistry):
+    """A registry whose client dies after `after` tag PUTs once the tag phase has begun."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+        self.armed = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        manifest_put = request.method == "PUT" and "/manifests/" in request.url.path
+        journal = "/socle-moves/" in request.url.path
+        if self.armed and manifest_put and not journal:
+            if self.after == 0:
+                raise Killed
+            self.after -= 1
+        return super().__call__(request)
+
+
+def executor_for(path: Path, client: RegistryClient, events: list[Event]) -> Executor:
+    catalog, graph = validate(path)
+    return Executor(
+        catalog,
+        graph,
+        client=client,
+        builder=FakeBuilder(),
+        observer=events.append,
+        fetch=lambda ref, layout: pull_layout(client, ref, layout).layout,
+    )
+
+
+def floating(registry: FakeRegistry) -> dict[str, str]:
+    """mid's floating tags and the digests they point at."""
+    repo = registry.repo("t/mid")
+    return {t: d for t, d in repo.tags.items() if t in ("1.0", "1", "1-base1", "2.0", "2", "2-base1")}
+
+
+def test_a_kill_inside_the_tag_phase_is_recorded_seen_and_completed_first(
+    write_catalog: CatalogWriter,
+) -> None:
+    registry = DyingRegistry(after=1)
+    client, path = setup(write_catalog, registry)
+    run(path, client, FakeBuilder())
+    old = floating(registry)
+    (path.parent / "mid" / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN new\n")
+
+    events: list[Event] = []
+    executor = executor_for(path, client, events)
+
+    def arm(event: Event) -> None:
+        events.append(event)
+        registry.armed = registry.armed or event.status is Status.TAGGING
+
+    executor.observer = arm
+    state = RegistryState(client, cache=path.parent / "cache")
+    with pytest.raises(Killed):
+        executor.run(plan_with_state(executor.catalog, executor.graph, state))
+
+    # Half-moved: one of mid's floating tags is on the new build, the others are not.
+    mixed = floating(registry)
+    moved = {t for t in mixed if mixed[t] != old[t]}
+    assert len(moved) == 1, mixed
+    # Every family's moves were recorded before the first PUT (leaf is rebuilt with mid),
+    # and a reader sees them.
+    records = executor.journal.pending(["t/mid", "t/leaf", "t/other", "t/base"])
+    assert [r.repository for r in records] == ["t/leaf", "t/mid"]
+    assert {m.tag for m in records[1].moves} == set(old)
+    assert "t/mid: an interrupted run left its floating tags half-moved" in records[1].describe()
+
+    # The next run completes the record before it builds anything, then finds all current.
+    registry.armed = False
+    events.clear()
+    again = executor_for(path, client, events)
+    outcomes = again.run(plan_with_state(again.catalog, again.graph, state))
+    assert [e.message.split(":")[0] for e in events[:1]] == ["t/leaf"]
+    assert events[0].status is Status.TAGGING and "completing it" in events[0].message
+    assert not any(e.status is Status.BUILDING for e in events)
+    assert {o.status for o in outcomes} == {Status.SKIPPED}
+    exact = registry.repo("t/mid").tags
+    final = floating(registry)
+    assert final["2.0"] == final["2"] == exact["2.0-base1"]
+    assert final["1.0"] == final["1"] == exact["1.0-base1"]
+    assert again.journal.pending(["t/mid", "t/leaf"]) == []
+
+
+def test_a_record_that_is_not_socles_is_one_clear_error(write_catalog: CatalogWriter) -> None:
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    catalog, _ = validate(path)
+    junk = Reference(HOST, "t/socle-moves", tag="t--mid")
+    client.put_manifest(junk, b'{"schemaVersion": 2, "annotations": {}}', OCI_MANIFEST)
+    journal = Journal(client, HOST, catalog.namespace)
+    with pytest.raises(SocleError) as raised:
+        journal.pending(["t/mid"])
+    assert "t/socle-moves:t--mid is not a socle move record" in raised.value.message
+    assert "delete the tag t--mid of t/socle-moves" in (raised.value.hint or "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -28,11 +29,20 @@ def plan_cmd(
     catalog, graph = open_catalog(catalog_path, registry)
     settings = JobSettings(builder=builder, security_updates=security_updates)
     with RegistryState.from_config() as state:
-        plan = BuildJob(catalog, graph, state, settings).plan()
+        job = BuildJob(catalog, graph, state, settings)
+        plan = job.plan()
+        interrupted = job.interrupted()
     if as_json:
-        click.echo(plan.to_json())
-    else:
-        plan_table(plan)
+        data = json.loads(plan.to_json())
+        data["interrupted"] = [
+            {"repository": r.repository, "tags": [m.tag for m in r.moves], "since": r.created}
+            for r in interrupted
+        ]
+        click.echo(json.dumps(data, indent=2))
+        return
+    plan_table(plan)
+    for record in interrupted:
+        click.echo(f"socle: {record.describe()}; the next `socle build` completes it first")
 
 
 @click.command("why")

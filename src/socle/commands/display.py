@@ -97,6 +97,8 @@ class RunDisplay:
             return f"[bold]{key}[/]: gate {event.message}"
         if event.status is Status.TAGGED:
             return f"[bold]{key}[/]: tagged {event.message}"
+        if event.status is Status.TAGGING:
+            return f"[bold]{key}[/]: {event.message}"
         if event.status is Status.FAILED:
             return f"[red]{key}: failed[/]\n{escape(event.message)}"
         return f"[yellow]{key}[/]: {event.status.value} {event.message}"

@@ -8,6 +8,9 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+# The empty descriptor's content, for artefacts that have no config of their own.
+EMPTY = "application/vnd.oci.empty.v1+json"
+EMPTY_JSON = b"{}"
 
 # Sent in every manifest Accept header: distribution 2.8 answers 404 for an OCI
 # manifest it was not asked for, and rewrites a Docker v2 one to schema1.

@@ -84,7 +84,11 @@ class ImageSource(ManifestReader, BlobReader, Protocol):
     """Enough to copy a published image to local disk."""
 
 
-class Referrers(Manifests, Blobs, Protocol):
+class Artifacts(Manifests, Blobs, Protocol):
+    """Store and read small artefacts beside images (the tag journal)."""
+
+
+class Referrers(Artifacts, Protocol):
     """What artefacts attached to an image need (signatures, attestations).
 
     distribution 2.8 has no Referrers API, so attachments live in the

@@ -22,15 +22,13 @@ from typing import Any
 
 from socle.canonical import sha256_digest
 from socle.oci.content import Descriptor
-from socle.oci.media import CREATED, OCI_INDEX, OCI_MANIFEST
+from socle.oci.media import CREATED, EMPTY, EMPTY_JSON, OCI_INDEX, OCI_MANIFEST
 from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient
 from socle.registry.errors import ManifestNotFound
 from socle.signing.bundle import BUNDLE_MEDIA_TYPE, BUNDLE_MEDIA_TYPE_PREFIX
 from socle.signing.errors import MalformedEntry, SigningError
 
-EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
-EMPTY_CONFIG = b"{}"
 PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 CONTENT_ANNOTATION = "dev.sigstore.bundle.content"
 TITLE_ANNOTATION = "org.opencontainers.image.title"
@@ -63,9 +61,9 @@ def referrer_manifest(
         "mediaType": OCI_MANIFEST,
         "artifactType": BUNDLE_MEDIA_TYPE,
         "config": {
-            "mediaType": EMPTY_MEDIA_TYPE,
-            "size": len(EMPTY_CONFIG),
-            "digest": sha256_digest(EMPTY_CONFIG),
+            "mediaType": EMPTY,
+            "size": len(EMPTY_JSON),
+            "digest": sha256_digest(EMPTY_JSON),
         },
         "layers": [
             {
@@ -98,7 +96,7 @@ def attach_bundle(
     """
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     manifest = referrer_manifest(subject, bundle, predicate_type, created)
-    client.ensure_blob(ref, sha256_digest(EMPTY_CONFIG), EMPTY_CONFIG)
+    client.ensure_blob(ref, sha256_digest(EMPTY_JSON), EMPTY_JSON)
     client.ensure_blob(ref, sha256_digest(bundle), bundle)
     digest = client.put_manifest(ref.with_digest(sha256_digest(manifest)), manifest, OCI_MANIFEST)
     entry = {
@@ -128,7 +126,7 @@ def bundle_entries(client: RegistryClient, ref: Reference, digest: str) -> list[
 
 def _maybe_bundle(artifact_type: object) -> bool:
     kind = str(artifact_type or BUNDLE_MEDIA_TYPE)
-    return kind.startswith(BUNDLE_MEDIA_TYPE_PREFIX) or kind == EMPTY_MEDIA_TYPE
+    return kind.startswith(BUNDLE_MEDIA_TYPE_PREFIX) or kind == EMPTY
 
 
 def predicate_of(entry: dict[str, Any]) -> str | None:
