@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from socle.core.cascade import Pushed
@@ -33,6 +34,18 @@ class BadNotification(SocleError):
     """A notification body that is not what a registry sends (answered with 400)."""
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One push as a notification delivered it.
+
+    `event` is the registry's id for the event (distribution's `id`), which a
+    retry of the same notification repeats; None when the format has none (Harbor).
+    """
+
+    push: Pushed
+    event: str | None = None
+
+
 # -- parsing -------------------------------------------------------------------------
 
 
@@ -42,6 +55,11 @@ def parse_notification(content_type: str, body: bytes) -> list[Pushed]:
     `content_type` must be one of :data:`DISTRIBUTION_EVENTS` or
     :data:`HARBOR_EVENTS` (checked by the caller).
     """
+    return [delivery.push for delivery in parse_deliveries(content_type, body)]
+
+
+def parse_deliveries(content_type: str, body: bytes) -> list[Delivery]:
+    """The pushes in a notification body, each with the registry's id for its event."""
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -49,22 +67,22 @@ def parse_notification(content_type: str, body: bytes) -> list[Pushed]:
     if not isinstance(payload, dict):
         raise BadNotification("the body is not a JSON object")
     if "events" in payload or media_type(content_type) in DISTRIBUTION_EVENTS:
-        return distribution_pushes(payload)
-    return harbor_pushes(payload)
+        return distribution_deliveries(payload)
+    return [Delivery(push) for push in harbor_pushes(payload)]
 
 
-def distribution_pushes(payload: Mapping[str, Any]) -> list[Pushed]:
-    """Manifest pushes in a CNCF distribution envelope `{"events": [...]}`.
+def distribution_deliveries(payload: Mapping[str, Any]) -> list[Delivery]:
+    """Manifest pushes in a CNCF distribution envelope `{"events": [...]}`, with their ids.
 
     Pulls, mounts, deletes and blob pushes are not pushes of an image: ignored.
     """
     events = payload.get("events")
     if not isinstance(events, list):
         raise BadNotification('a distribution notification needs an "events" list')
-    return [push for event in events if (push := _distribution_push(event)) is not None]
+    return [found for event in events if (found := _distribution_push(event)) is not None]
 
 
-def _distribution_push(event: object) -> Pushed | None:
+def _distribution_push(event: object) -> Delivery | None:
     if not isinstance(event, dict) or event.get("action") != "push":
         return None
     target = event.get("target")
@@ -72,7 +90,11 @@ def _distribution_push(event: object) -> Pushed | None:
         return None
     request = event.get("request")
     host = request.get("host") if isinstance(request, dict) else None
-    return _pushed(target.get("repository"), target.get("tag"), target.get("digest"), host)
+    push = _pushed(target.get("repository"), target.get("tag"), target.get("digest"), host)
+    if push is None:
+        return None
+    event_id = event.get("id")
+    return Delivery(push, event_id if isinstance(event_id, str) and event_id else None)
 
 
 def harbor_pushes(payload: Mapping[str, Any]) -> list[Pushed]:

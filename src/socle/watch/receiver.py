@@ -14,6 +14,7 @@ import queue
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,8 +28,9 @@ from socle.watch.notifications import (
     DISTRIBUTION_EVENTS,
     HARBOR_EVENTS,
     BadNotification,
+    Delivery,
     media_type,
-    parse_notification,
+    parse_deliveries,
 )
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20  # distribution batches events; a megabyte is thousands of them
 DEDUP_WINDOW = 5.0
 QUEUE_SIZE = 1000
+# Event ids remembered to recognise a registry's retries, however late they come
+# (distribution retries after its backoff, 10 s in the config `socle up` writes).
+RECENT_EVENTS = 10_000
 
 OnPush = Callable[[Pushed], None]
 
@@ -81,7 +86,10 @@ class Receiver:
     Answers 200 once the pushes are queued, 401 for a missing or wrong secret,
     415 for a content type no registry sends, 400 for a malformed body, 413
     for an oversized one and 503 when the queue is full (the registry retries).
-    Identical pushes within `dedup_window` seconds are passed on once.
+    Identical pushes within `dedup_window` seconds are passed on once, and so
+    is an event the registry delivers again (the same event id: a retry), at
+    any delay; the last :data:`RECENT_EVENTS` ids are kept, so memory is bounded
+    by that count and by the pushes of one window.
     """
 
     def __init__(
@@ -100,6 +108,7 @@ class Receiver:
         self._window = dedup_window
         self._clock = clock
         self._seen: dict[Pushed, float] = {}
+        self._events: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._queue: queue.Queue[Pushed | None] = queue.Queue(QUEUE_SIZE)
         self._server = _Server(parse_addr(addr), _Handler, self)
@@ -164,21 +173,34 @@ class Receiver:
     ) -> None:
         self.stop()
 
-    def accept(self, pushes: Sequence[Pushed]) -> bool:
-        """Queue the pushes not seen within the window; False if the queue is full."""
+    def accept(self, deliveries: Sequence[Delivery]) -> bool:
+        """Queue the pushes not seen before; False (nothing queued) if the queue is full."""
         with self._lock:
             if self._stopped:
                 return False
             now = self._clock()
             self._seen = {p: t for p, t in self._seen.items() if now - t < self._window}
-            fresh = [p for p in dict.fromkeys(pushes) if p not in self._seen]
+            fresh = self._fresh(deliveries)
             if self._queue.qsize() + len(fresh) > QUEUE_SIZE:
                 return False
-            for push in fresh:
-                self._seen[push] = now
-                self._queue.put_nowait(push)
-                log.info("push: %s", push)
+            for delivery in fresh:
+                self._seen[delivery.push] = now
+                if delivery.event is not None:
+                    self._events[delivery.event] = None
+                    if len(self._events) > RECENT_EVENTS:
+                        self._events.popitem(last=False)
+                self._queue.put_nowait(delivery.push)
+                log.info("push: %s", delivery.push)
         return True
+
+    def _fresh(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """The deliveries whose push is new in the window and whose event is not a retry."""
+        fresh: dict[Pushed, Delivery] = {}
+        for delivery in deliveries:
+            retried = delivery.event is not None and delivery.event in self._events
+            if not retried and delivery.push not in self._seen and delivery.push not in fresh:
+                fresh[delivery.push] = delivery
+        return list(fresh.values())
 
     def authorized(self, header: str | None) -> bool:
         """Whether the request's Authorization header carries the shared secret."""
@@ -250,14 +272,14 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         try:
-            pushes = parse_notification(content_type, body)
+            deliveries = parse_deliveries(content_type, body)
         except BadNotification as exc:
             self._answer(HTTPStatus.BAD_REQUEST, {"error": exc.message})
             return
-        if not receiver.accept(pushes):
+        if not receiver.accept(deliveries):
             self._answer(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "busy, retry later"})
             return
-        self._answer(HTTPStatus.OK, {"accepted": len(pushes)})
+        self._answer(HTTPStatus.OK, {"accepted": len(deliveries)})
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/healthz":

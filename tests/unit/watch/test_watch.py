@@ -28,8 +28,13 @@ D3 = "sha256:" + "3" * 64
 SECRET = "s3cret-token"
 
 
-def event(action: str, media_type: str, digest: str, tag: str | None = None) -> dict[str, Any]:
-    """One distribution 2.8 event, shaped like the registry's own (fields trimmed)."""
+def event(
+    action: str, media_type: str, digest: str, tag: str | None = None, *, number: int = 0
+) -> dict[str, Any]:
+    """One distribution 2.8 event, shaped like the registry's own (fields trimmed).
+
+    Its id is unique per action, digest, tag and `number`; a retry repeats it.
+    """
     target: dict[str, Any] = {
         "mediaType": media_type,
         "size": 528,
@@ -41,7 +46,7 @@ def event(action: str, media_type: str, digest: str, tag: str | None = None) -> 
     if tag:
         target["tag"] = tag
     return {
-        "id": "a0c6d2b1-0000-4000-8000-000000000000",
+        "id": f"{action}-{digest[-12:]}-{tag}-{number}",
         "timestamp": "2026-01-01T00:00:00Z",
         "action": action,
         "target": target,
@@ -297,17 +302,50 @@ def test_other_methods_and_health(receiver: Receiver) -> None:
 def test_identical_pushes_within_the_window_are_passed_on_once(recorder: Recorder) -> None:
     now = [100.0]
     with Receiver("127.0.0.1:0", SECRET, recorder, dedup_window=5, clock=lambda: now[0]) as rx:
-        same = envelope(event("push", OCI_MANIFEST, D1, "12"))
-        post(rx, same)
-        post(rx, same)  # a registry retrying, say
+        post(rx, envelope(event("push", OCI_MANIFEST, D1, "12")))
+        post(rx, envelope(event("push", OCI_MANIFEST, D1, "12", number=1)))  # same push again
         post(rx, envelope(event("push", OCI_MANIFEST, D2, "12")))
         now[0] += 6
-        post(rx, same)
+        post(rx, envelope(event("push", OCI_MANIFEST, D1, "12", number=2)))  # a new push of D1
         pushes = recorder.wait_for(3)
         time.sleep(0.1)
 
     assert [p.digest for p in recorder.pushes] == [D1, D2, D1]
     assert len(pushes) == 3
+
+
+def test_a_registry_s_late_retry_is_passed_on_once(recorder: Recorder) -> None:
+    """distribution retries the same events after its backoff (10 s as `socle up` configures)."""
+    now = [100.0]
+    with Receiver("127.0.0.1:0", SECRET, recorder, dedup_window=5, clock=lambda: now[0]) as rx:
+        delivery = envelope(event("push", OCI_MANIFEST, D1, "12"), event("pull", OCI_MANIFEST, D2))
+        assert post(rx, delivery).status_code == 200
+        now[0] += 5 + 10 + 1  # the registry's timeout, its backoff, then the retry
+        retry = post(rx, delivery)
+        post(rx, envelope(event("push", OCI_MANIFEST, D3, "13")))
+        recorder.wait_for(2)
+        time.sleep(0.1)
+
+    assert retry.status_code == 200, "a retry is answered like the first delivery"
+    assert [p.digest for p in recorder.pushes] == [D1, D3]
+
+
+def test_event_ids_are_remembered_up_to_a_count(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("socle.watch.receiver.RECENT_EVENTS", 2)
+    now = [100.0]
+    first = envelope(event("push", OCI_MANIFEST, D1, "12"))
+    with Receiver("127.0.0.1:0", SECRET, recorder, dedup_window=1, clock=lambda: now[0]) as rx:
+        for body in (first, envelope(event("push", OCI_MANIFEST, D2, "12"))):
+            post(rx, body)
+        post(rx, envelope(event("push", OCI_MANIFEST, D3, "12")))  # D1's id is forgotten
+        now[0] += 2
+        post(rx, first)
+        recorder.wait_for(4)
+        time.sleep(0.1)
+
+    assert [p.digest for p in recorder.pushes] == [D1, D2, D3, D1]
 
 
 def test_the_answer_does_not_wait_for_the_callback() -> None:
