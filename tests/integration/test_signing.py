@@ -7,6 +7,8 @@ only socle's public key; tampering must make both refuse.
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,11 +24,14 @@ from socle.signing import (
     SIGN_PREDICATE,
     SLSA_PROVENANCE_V1,
     attest,
+    b64,
     load_private_key,
     sign,
     verify,
 )
-from socle.signing.referrers import bundle_entries, fallback_tag
+from socle.signing.bundle import bundle_json
+from socle.signing.dsse import INTOTO_PAYLOAD_TYPE, in_toto_statement, sign_envelope, to_payload
+from socle.signing.referrers import attach_bundle, bundle_entries, fallback_tag
 from tests.integration.conftest import LocalRegistry
 from tests.integration.helpers import node
 from tests.unit.signing.signing_helpers import (
@@ -43,6 +48,8 @@ from tests.unit.signing.test_sign_verify import statement_for
 pytestmark = pytest.mark.integration
 
 INTEROP = ROOT / "tests" / "interop" / "sigstore"
+# How verify.mjs reports a refusal by @sigstore/verify itself (its own checks raise `Error`).
+LIBRARY_REFUSAL = "verification failed: VerificationError"
 Socle = Callable[..., tuple[int, str, str]]
 
 
@@ -162,14 +169,17 @@ def test_a_changed_signature_byte_is_refused_by_both(
 ) -> None:
     image = signed_image(socle, client, registry, keys, "tampered-bundle")
     assert image.digest
-    for entry in bundle_entries(client, image, image.digest):
+    entries = bundle_entries(client, image, image.digest)
+    assert len(entries) == 2  # the signature and the provenance: the loops below are not empty
+    for entry in entries:
         bundle = flip_bundle_signature(bundle_of(client, image, entry["digest"]))
         replace_bundle(client, image, entry["digest"], bundle)
     bundles = bundles_from_registry(RegistryClient(), image)
+    assert set(bundles) == {SIGN_PREDICATE, SLSA_PROVENANCE_V1}
     for predicate_type, bundle in bundles.items():
         result = js_verify(tmp_path, bundle, keys[1], image.digest, predicate_type)
         assert result.returncode == 1
-        assert "SIGNATURE_ERROR" in result.stderr
+        assert f"{LIBRARY_REFUSAL} SIGNATURE_ERROR" in result.stderr
     code, out, err = socle("verify", "--key", str(keys[1]), str(image.with_tag("1")))
     assert code == 1
     assert "sigstore-bundle" in err and "DSSE signature does not verify" in err
@@ -193,7 +203,9 @@ def test_a_manifest_pushed_over_the_tag_is_refused_by_both(
     assert code == 1 and "no signature for" in err
     # The old bundle checked against the digest the tag resolves to now.
     result = js_verify(tmp_path, original[SIGN_PREDICATE], keys[1], evil.digest, SIGN_PREDICATE)
-    assert result.returncode == 1 and "do not include" in result.stderr
+    # The signature is genuine, so the refusal is verify.mjs's own subject check.
+    assert result.returncode == 1
+    assert "verification failed: Error: the statement's subjects do not include" in result.stderr
 
 
 def test_the_legacy_layout_alone_verifies(
@@ -210,3 +222,72 @@ def test_the_legacy_layout_alone_verifies(
     assert code == 0, err
     assert f"cosign-legacy ({image.name}:sha256-{image.digest[7:]}.sig): valid" in out
     assert "sigstore-bundle" in out and "absent" in out
+
+
+def retargeted(bundle: bytes, digest: str) -> bytes:
+    """The bundle with its statement's subject changed to `digest`, the signature kept."""
+    document = json.loads(bundle)
+    statement = json.loads(base64.b64decode(document["dsseEnvelope"]["payload"]))
+    algorithm, _, encoded = digest.partition(":")
+    statement["subject"][0]["digest"] = {algorithm: encoded}
+    document["dsseEnvelope"]["payload"] = b64.encode(to_payload(statement))
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def test_a_wrong_key_is_refused_by_the_js_verifier_itself(
+    socle: Socle,
+    client: RegistryClient,
+    registry: LocalRegistry,
+    keys: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    image = signed_image(socle, client, registry, keys, "wrong-key")
+    assert image.digest
+    bundles = bundles_from_registry(client, image)
+    assert set(bundles) == {SIGN_PREDICATE, SLSA_PROVENANCE_V1}
+    _, other_public, other_key = new_key()
+    (tmp_path / "other.pub").write_bytes(other_public)
+    for predicate_type, bundle in bundles.items():
+        result = js_verify(tmp_path, bundle, tmp_path / "other.pub", image.digest, predicate_type)
+        assert result.returncode == 1
+        assert f"{LIBRARY_REFUSAL} PUBLIC_KEY_ERROR: key not found" in result.stderr
+    # Signed with another key yet naming the trusted one: the library checks the signature.
+    trusted = load_private_key(keys[0].read_bytes(), PASSWORD.encode()).public_key
+    statement = in_toto_statement(image.name, image.digest, SIGN_PREDICATE, {})
+    envelope = sign_envelope(other_key, INTOTO_PAYLOAD_TYPE, to_payload(statement))
+    forged = bundle_json(envelope, trusted.hint)
+    result = js_verify(tmp_path, forged, keys[1], image.digest, SIGN_PREDICATE)
+    assert result.returncode == 1
+    assert f"{LIBRARY_REFUSAL} SIGNATURE_ERROR: signature verification failed" in result.stderr
+    subject = client.get_manifest(image).descriptor
+    attach_bundle(client, image, subject, forged, SIGN_PREDICATE)
+    code, out, err = socle("verify", "--key", str(keys[1]), str(image.with_tag("1")))
+    assert code == 0, err  # socle's own bundle still verifies; the forged one is not counted
+    assert "sigstore-bundle" in out and "valid (1 of 2 verified)" in out
+
+
+def test_a_tampered_payload_is_refused_by_both(
+    socle: Socle,
+    client: RegistryClient,
+    registry: LocalRegistry,
+    keys: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    image = signed_image(socle, client, registry, keys, "tampered-payload")
+    assert image.digest
+    other = push_tiny_image(client, image.with_tag("other"), b"tampered-payload, another image")
+    assert other.digest
+    entries = bundle_entries(client, image, image.digest)
+    assert len(entries) == 2
+    for entry in entries:
+        bundle = retargeted(bundle_of(client, image, entry["digest"]), other.digest)
+        replace_bundle(client, image, entry["digest"], bundle)
+    bundles = bundles_from_registry(RegistryClient(), image)
+    assert set(bundles) == {SIGN_PREDICATE, SLSA_PROVENANCE_V1}
+    for predicate_type, bundle in bundles.items():
+        # The statement now names `other`, so only the signature check can refuse it.
+        result = js_verify(tmp_path, bundle, keys[1], other.digest, predicate_type)
+        assert result.returncode == 1
+        assert f"{LIBRARY_REFUSAL} SIGNATURE_ERROR" in result.stderr
+    code, _, err = socle("verify", "--key", str(keys[1]), str(image.with_tag("1")))
+    assert code == 1 and "DSSE signature does not verify" in err

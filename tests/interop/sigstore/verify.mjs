@@ -6,8 +6,8 @@
 // Offline: the only trust material is the given public key (looked up by the
 // bundle's key hint); no transparency log, CT log or timestamp is required.
 // For a DSSE bundle the in-toto statement must name the digest as a subject.
-// Exit 0 and one JSON line when verified; exit 1 with the reason otherwise;
-// exit 2 on bad arguments.
+// Exit 0 and one JSON line when verified; exit 1 with the reason otherwise
+// (`verification failed: <error class> [<code>]: <message>`); exit 2 on bad arguments.
 import { createHash, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -86,7 +86,9 @@ function main() {
     const subjects = statement.subject.map((s) => s.name);
     console.log(JSON.stringify({ verified: true, predicateType: statement.predicateType, subjects }));
   } catch (error) {
-    console.error(`verification failed: ${error.code ? `${error.code}: ` : ''}${error.message}`);
+    // The class name tells the library's refusals (VerificationError, with a code) from
+    // this script's own checks (Error): tests assert on which of the two refused.
+    console.error(`verification failed: ${error.name}${error.code ? ` ${error.code}` : ''}: ${error.message}`);
     process.exit(1);
   }
 }
