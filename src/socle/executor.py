@@ -173,7 +173,10 @@ class Executor:
         try:
             outcome.digest = future.result()
         except Exception as exc:  # one image's failure must not stop unrelated branches
-            message = exc.message if isinstance(exc, SocleError) else f"{type(exc).__name__}: {exc}"
+            # With its hint: the fix (`docker login HOST`...) must reach the user of a build too.
+            message = (
+                exc.diagnostics() if isinstance(exc, SocleError) else f"{type(exc).__name__}: {exc}"
+            )
             if not isinstance(exc, SocleError):
                 log.error("unexpected error building %s", outcome.key, exc_info=exc)
             outcome.status, outcome.error = Status.FAILED, message

@@ -18,6 +18,7 @@ from socle.oci.media import OCI_MANIFEST
 from socle.oci.reference import Reference
 from socle.planning import plan_with_state
 from socle.registry.client import RegistryClient
+from socle.registry.errors import AuthenticationFailed
 from socle.registry.state import RegistryState
 from socle.validate import validate
 from tests.conftest import CatalogWriter
@@ -154,6 +155,22 @@ def test_a_failed_variant_blocks_its_subtree_and_freezes_its_family(
         t: before[t] for t in ("1.0", "1", "1-base1", "2.0", "2.0-base1")
     }
     assert any(e.status is Status.FAILED and "RUN false" in e.message for e in events)
+
+
+def test_a_failed_variant_shows_the_hint_of_its_error(write_catalog: CatalogWriter) -> None:
+    class Refused(FakeBuilder):
+        def build(self, request: BuildRequest) -> BuildResult:
+            raise AuthenticationFailed(HOST, "the registry refused the configured credentials")
+
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    statuses, events = run(path, client, Refused())
+    assert statuses["mid:1.0-base1"] is Status.FAILED
+    failed = next(e for e in events if e.key == "mid:1.0-base1" and e.status is Status.FAILED)
+    assert failed.message == (
+        f"authentication to {HOST} failed: the registry refused the configured credentials\n"
+        f"hint: run `docker login {HOST}`"
+    )
 
 
 class Killed(BaseException):
