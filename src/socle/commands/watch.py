@@ -71,11 +71,9 @@ def watch_cmd(
 
 
 def wait(stop: threading.Event) -> None:
-    try:
-        while not stop.wait(3600):
-            pass
-    except KeyboardInterrupt:
-        click.echo("socle watch: stopping", err=True)
+    """Until `stop` is set; Ctrl-C goes on up to the CLI, which says so and exits 130."""
+    while not stop.wait(3600):
+        pass
 
 
 def poll_forever(cascade: Cascade, interval: float, stop: threading.Event) -> None:
@@ -90,8 +88,10 @@ def poll_forever(cascade: Cascade, interval: float, stop: threading.Event) -> No
         poller = Poller(client, refs, interval)
         click.echo(f"socle watch: polling {len(refs)} tags every {interval:g} s", err=True)
         poller.start(cascade)
-        wait(stop)
-        poller.stop()
+        try:
+            wait(stop)
+        finally:
+            poller.stop()
 
 
 class Cascade:
