@@ -119,12 +119,7 @@ def load(
     try:
         root = yaml.compose(text, Loader=LOADER)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = getattr(exc, "problem", None) or str(exc)
-        return Catalog(path, "", "", ()), [
-            Problem(str(path), line, col, f"invalid YAML: {problem}")
-        ]
+        return Catalog(path, "", "", ()), [yaml_problem(path, text, exc)]
     if root is None:
         return Catalog(path, "", "", ()), [Problem(str(path), 1, 1, "the catalog is empty")]
     return CatalogParser(reader, path, files, scanners).parse(root), reader.problems
@@ -320,7 +315,9 @@ class CatalogParser:
                     yield value, item, None
         elif isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
-                yield str(key_node.value), key_node, value_node
+                value = self.r.scalar(key_node, "a version")
+                if value is not None:
+                    yield value, key_node, value_node
         else:
             self.r.error(node, "versions must be a list or a mapping")
 
@@ -527,6 +524,27 @@ def is_empty_collection(node: yaml.Node) -> bool:
     return isinstance(node, yaml.SequenceNode | yaml.MappingNode) and not node.value
 
 
+def yaml_problem(path: Path, text: str, exc: yaml.YAMLError, what: str = "") -> Problem:
+    """A YAML syntax error as one located line.
+
+    PyYAML's own text spans lines (`... in "<unicode string>", position 3`), and
+    a character it refuses (a control character) carries a position, not a mark.
+    """
+    if isinstance(exc, yaml.reader.ReaderError):
+        # libyaml counts the position in bytes, PyYAML in characters: find the character.
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        at = max(text.find(chr(code)), 0)
+        before = text[:at]
+        line, column = before.count("\n") + 1, at - before.rfind("\n")
+        problem = f"character U+{code:04X} is not allowed in YAML (remove it)"
+    else:
+        mark = getattr(exc, "problem_mark", None)
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+    detail = " ".join(str(problem).split())
+    return Problem(str(path), line, column, f"invalid YAML{what and ' ' + what}: {detail}")
+
+
 def not_utf8(path: Path, exc: UnicodeDecodeError) -> Problem:
     """Where a file stops being UTF-8 text (line, column in bytes, and byte offset)."""
     before = exc.object[: exc.start]
@@ -554,7 +572,8 @@ def read_pins(
         return {}
     pins_reader = Reader(str(path))
     try:
-        root = yaml.compose(files.read_text(path), Loader=LOADER)
+        text = files.read_text(path)
+        root = yaml.compose(text, Loader=LOADER)
     except OSError as exc:
         where = reader.where(node) if node is not None else Location(str(path), 1, 1)
         message = f"cannot read the pins file {path}: {exc.strerror}"
@@ -564,9 +583,7 @@ def read_pins(
         reader.problems.append(not_utf8(path, exc))
         return {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        reader.problems.append(Problem(str(path), line, col, "invalid YAML in the pins file"))
+        reader.problems.append(yaml_problem(path, text, exc, "in the pins file"))
         return {}
     pins: dict[str, str] = {}
     if root is None:

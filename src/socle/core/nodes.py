@@ -55,6 +55,9 @@ class Reader:
             return {}
         entries: Entries = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.error(key_node, f"a key in {what} must be a single value, not a list or mapping")
+                continue
             key = str(key_node.value)
             if key in entries:
                 self.error(key_node, f"duplicate key {key!r} in {what}")

@@ -78,9 +78,12 @@ class DockerConfig:
     """Credentials from a docker `config.json`, looked up lazily and cached per registry."""
 
     def __init__(self, document: Mapping[str, Any], *, source: str = CONFIG_FILE) -> None:
-        self._auths = _normalized_auths(document.get("auths") or {}, source)
-        self._helpers: dict[str, str] = dict(document.get("credHelpers") or {})
-        self._store: str | None = document.get("credsStore") or None
+        self._auths = _normalized_auths(_section(document, "auths", source), source)
+        self._helpers = _helpers(_section(document, "credHelpers", source), source)
+        store = document.get("credsStore") or None
+        if store is not None and not isinstance(store, str):
+            raise _malformed(source, "`credsStore` is not a helper name")
+        self._store: str | None = store
         self._cache: dict[str, Credential | None] = {}
         self._lock = threading.Lock()
 
@@ -92,7 +95,7 @@ class DockerConfig:
             document = json.loads(path.read_text())
         except FileNotFoundError:
             return cls({})
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise InputError(
                 f"cannot read the docker config {path}: {exc}",
                 hint="fix the file or point DOCKER_CONFIG at another folder",
@@ -134,7 +137,7 @@ def helper_credential(helper: str, registry: str) -> Credential | None:
     try:
         answer = json.loads(out)
         username, secret = str(answer["Username"]), str(answer["Secret"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise AuthenticationFailed(
             registry, f"{command[0]} did not print the expected JSON"
         ) from None
@@ -153,14 +156,41 @@ def _normalized_auths(auths: Mapping[str, Any], source: str) -> dict[str, Creden
     return found
 
 
+def _section(document: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
+    """The object at `key` (absent or null: empty); :class:`InputError` if it is something else."""
+    section = document.get(key) or {}
+    if not isinstance(section, dict):
+        raise _malformed(source, f"`{key}` is not a JSON object")
+    return section
+
+
+def _helpers(section: Mapping[str, Any], source: str) -> dict[str, str]:
+    """`credHelpers`: registry -> helper name, each a string."""
+    for registry, helper in section.items():
+        if not isinstance(helper, str):
+            raise _malformed(source, f"the credential helper of {registry!r} is not a name")
+    return dict(section)
+
+
+def _malformed(source: str, detail: str) -> InputError:
+    return InputError(
+        f"the docker config {source} is malformed: {detail}",
+        hint="fix the file (or run `docker login` again), or point DOCKER_CONFIG at another folder",
+    )
+
+
 def _auth_entry(entry: Any, key: str, source: str) -> Credential | None:
     if not isinstance(entry, dict):
         return None
-    token = entry.get("identitytoken") or None
-    if entry.get("auth"):
-        username, password = _decode_auth(entry["auth"], key, source)
+    fields = {name: entry.get(name) or "" for name in ("auth", "username", "password", "identitytoken")}
+    wrong = sorted(name for name, value in fields.items() if not isinstance(value, str))
+    if wrong:
+        raise _malformed(source, f"`{wrong[0]}` of {key!r} is not a string")
+    if fields["auth"]:
+        username, password = _decode_auth(fields["auth"], key, source)
     else:
-        username, password = entry.get("username") or "", entry.get("password") or ""
+        username, password = fields["username"], fields["password"]
+    token = fields["identitytoken"] or None
     if not (username or password or token):
         return None
     return Credential(username, password, token)
@@ -169,7 +199,7 @@ def _auth_entry(entry: Any, key: str, source: str) -> Credential | None:
 def _decode_auth(value: str, key: str, source: str) -> tuple[str, str]:
     try:
         username, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # not base64, not ASCII, or not UTF-8 once decoded
         sep = ""
     if not sep:
         raise InputError(

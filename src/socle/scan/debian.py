@@ -109,7 +109,8 @@ def _package_findings(package: Package, data: Mapping[str, Any], release: str) -
     if not isinstance(issues, Mapping):
         return
     for issue, info in issues.items():
-        entry = info.get("releases", {}).get(release) if isinstance(info, Mapping) else None
+        releases = info.get("releases") if isinstance(info, Mapping) else None
+        entry = releases.get(release) if isinstance(releases, Mapping) else None
         if not isinstance(entry, Mapping):
             continue
         verdict = assess(package.source_version, entry)

@@ -82,7 +82,7 @@ def parse_tracker(data: bytes, source: str) -> Mapping[str, Any]:
     """The JSON object `{source package: {issue: {...}}}`; :class:`ScanError` otherwise."""
     try:
         doc = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested too deep
         raise ScanError(f"{source} is not JSON: {exc}", hint=SOURCE_HINT) from None
     if not isinstance(doc, dict):
         raise ScanError(f"{source} is not tracker data (expected a JSON object)", hint=SOURCE_HINT)

@@ -91,7 +91,8 @@ def _parse(document: bytes) -> dict[str, Any]:
             "nonce": b64.decode(cipher["nonce"]),
             "ciphertext": b64.decode(doc["ciphertext"]),
         }
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError, binascii.Error) as exc:
+        # OverflowError: a parameter of Infinity; RecursionError: JSON nested too deep
         raise _damaged(
             f"its encrypted content is not the expected JSON ({_describe(exc)})"
         ) from None

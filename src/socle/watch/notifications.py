@@ -62,7 +62,7 @@ def parse_deliveries(content_type: str, body: bytes) -> list[Delivery]:
     """The pushes in a notification body, each with the registry's id for its event."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested too deep
         raise BadNotification(f"the body is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise BadNotification("the body is not a JSON object")
@@ -86,7 +86,7 @@ def _distribution_push(event: object) -> Delivery | None:
     if not isinstance(event, dict) or event.get("action") != "push":
         return None
     target = event.get("target")
-    if not isinstance(target, dict) or target.get("mediaType") not in MANIFEST_MEDIA_TYPES:
+    if not isinstance(target, dict) or not _is_manifest_type(target.get("mediaType")):
         return None
     request = event.get("request")
     host = request.get("host") if isinstance(request, dict) else None
@@ -95,6 +95,11 @@ def _distribution_push(event: object) -> Delivery | None:
         return None
     event_id = event.get("id")
     return Delivery(push, event_id if isinstance(event_id, str) and event_id else None)
+
+
+def _is_manifest_type(media_type: object) -> bool:
+    """True for a manifest's media type (a list or an object is none: it is not hashable)."""
+    return isinstance(media_type, str) and media_type in MANIFEST_MEDIA_TYPES
 
 
 def harbor_pushes(payload: Mapping[str, Any]) -> list[Pushed]:

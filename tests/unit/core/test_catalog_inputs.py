@@ -94,3 +94,29 @@ def test_an_image_with_no_versions_is_refused(
     assert problems(path) == [
         f"{path}:6:{column}: error: image 'debian' has an empty `versions`: list at least one"
     ]
+
+
+def test_a_control_character_is_located_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text("registry: r.test\nimages:\n  d: {upstream: d, versions: ['1\x07']}\n")
+    assert problems(path) == [
+        f"{path}:3:33: error: invalid YAML: character U+0007 is not allowed in YAML (remove it)"
+    ]
+
+
+def test_a_key_that_is_a_list_is_named_as_such(write_catalog: CatalogWriter) -> None:
+    path = write_catalog(
+        """\
+        registry: r.test
+        images:
+          ? [a, b]
+          : {upstream: d, versions: ["1"]}
+          d:
+            upstream: d
+            versions: {? [1]: {}}
+        """
+    )
+    assert problems(path) == [
+        f"{path}:3:5: error: a key in images must be a single value, not a list or mapping",
+        f"{path}:7:18: error: a version must be a single value",
+    ]
