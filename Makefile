@@ -98,6 +98,10 @@ bench: setup
 	$(PY) bench/registry_plan.py
 	$(PY) bench/startup.py
 
+# Twenty SIGKILLs spread over a cascading rebuild, the registry judged after each.
+chaos: setup
+	$(PY) bench/chaos.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(INTEROP)/node_modules
 	chmod -R u+w $(TOOLS) 2>/dev/null; rm -rf $(TOOLS)
