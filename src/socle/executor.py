@@ -100,6 +100,8 @@ class Executor:
         # shares made buildah fail with "layer not known", so they go at the end.
         self._leftovers: list[str] = []
         self._lock = threading.Lock()
+        # Set when the run is interrupted (Ctrl-C): builds still running publish nothing more.
+        self._stopping = threading.Event()
         self.journal = Journal(client, catalog.registry, catalog.namespace)
 
     def run(self, plan: Plan, *, selected: set[str] | None = None) -> list[Outcome]:
@@ -140,27 +142,46 @@ class Executor:
         waiting = {s.variant.key: s for s in todo}
         running: dict[Future[str], Step] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.options.jobs)) as pool:
-            while waiting or running:
-                for key, step in list(waiting.items()):
-                    parent = step.variant.parent
-                    if (
-                        parent is not None
-                        and parent.key in keys
-                        and outcomes[parent.key].status is not Status.BUILT
-                    ):
-                        continue
-                    del waiting[key]
-                    outcomes[key].status = Status.BUILDING
-                    self.observer(
-                        Event(Status.BUILDING, key, "; ".join(r.text for r in step.reasons))
-                    )
-                    running[pool.submit(self._produce, step, outcomes, work)] = step
-                if not running:
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    step = running.pop(future)
-                    self._finish(step, future, outcomes, waiting)
+            try:
+                self._schedule(pool, waiting, running, keys, outcomes, work)
+            except BaseException:
+                # Interrupted: queued builds never start, running ones stop before they push or tag.
+                self._stopping.set()
+                for future in running:
+                    future.cancel()
+                raise
+
+    def _schedule(
+        self,
+        pool: ThreadPoolExecutor,
+        waiting: dict[str, Step],
+        running: dict[Future[str], Step],
+        keys: set[str],
+        outcomes: dict[str, Outcome],
+        work: Path,
+    ) -> None:
+        """Start every build whose parent is done, as workers free up, until none is left."""
+        while waiting or running:
+            for key, step in list(waiting.items()):
+                parent = step.variant.parent
+                if (
+                    parent is not None
+                    and parent.key in keys
+                    and outcomes[parent.key].status is not Status.BUILT
+                ):
+                    continue
+                del waiting[key]
+                outcomes[key].status = Status.BUILDING
+                self.observer(
+                    Event(Status.BUILDING, key, "; ".join(r.text for r in step.reasons))
+                )
+                running[pool.submit(self._produce, step, outcomes, work)] = step
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                step = running.pop(future)
+                self._finish(step, future, outcomes, waiting)
 
     def _finish(
         self,
@@ -222,6 +243,7 @@ class Executor:
                 self.observer(Event(Status.TESTING, variant.key, gate.name))
                 annotations.update(gate.check(subject))
             outcomes[variant.key].notes = subject.notes
+            self._checkpoint(variant.key)
             if not upstream:
                 self.observer(Event(Status.PUSHING, variant.key))
                 mount = [variant.parent.image.repository] if variant.parent else []
@@ -235,9 +257,15 @@ class Executor:
         finally:
             # Removed after the build phase, never while another build may share its layers.
             self._leftovers.append(local)
+        self._checkpoint(variant.key)
         self.client.tag(target.with_digest(digest), variant.exact_tag)
         outcomes[variant.key].seconds = time.monotonic() - started
         return digest
+
+    def _checkpoint(self, key: str) -> None:
+        """Stop here when the run was interrupted: nothing more is pushed or tagged."""
+        if self._stopping.is_set():
+            raise SocleError(f"{key}: stopped, the run was interrupted")
 
     def _loader(self, layout: Path, name: str, *, built: bool) -> Callable[[], None]:
         """Loads the layout into the builder once, when a gate first needs a container."""

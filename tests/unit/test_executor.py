@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -272,3 +273,48 @@ def test_a_record_that_is_not_socles_is_one_clear_error(write_catalog: CatalogWr
         journal.pending(["t/mid"])
     assert "t/socle-moves:t--mid is not a socle move record" in raised.value.message
     assert "delete the tag t--mid of t/socle-moves" in (raised.value.hint or "")
+
+
+class SlowBuilder(FakeBuilder):
+    """Holds every build until `release` is set, like a long `RUN` step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def build(self, request: BuildRequest) -> BuildResult:
+        assert self.release.wait(timeout=10)
+        return super().build(request)
+
+
+def test_ctrl_c_stops_running_builds_before_they_push_or_tag(write_catalog: CatalogWriter) -> None:
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    catalog, graph = validate(path)
+    builder = SlowBuilder()
+
+    started: list[str] = []
+
+    def interrupt(event: Event) -> None:
+        # Ctrl-C lands in the main thread while a build runs; that build ends a moment later.
+        if event.status is Status.BUILDING and event.key and not event.key.startswith("base:"):
+            started.append(event.key)
+            if len(started) == 2:
+                threading.Timer(0.2, builder.release.set).start()
+                raise KeyboardInterrupt
+
+    executor = Executor(
+        catalog,
+        graph,
+        client=client,
+        builder=builder,
+        observer=interrupt,
+        fetch=lambda ref, layout: pull_layout(client, ref, layout).layout,
+    )
+    state = RegistryState(client, cache=path.parent / "cache")
+    with pytest.raises(KeyboardInterrupt):
+        executor.run(plan_with_state(catalog, graph, state))
+    assert builder.release.is_set()  # the running build did finish building...
+    for name in ("t/mid", "t/leaf", "t/other"):
+        assert tags(registry, name) == set(), name  # ...and was neither pushed nor tagged
+    assert not registry.seen("PUT", "/t/mid/manifests/")
