@@ -39,7 +39,7 @@ class Published:
         try:
             raw = json.loads(annotations.get(INPUTS, "{}"))
             inputs = tuple(sorted((str(k), str(v)) for k, v in raw.items()))
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # not socle's record, or damaged
             inputs = ()
         return cls(
             digest=digest,

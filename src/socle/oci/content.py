@@ -116,7 +116,7 @@ class Manifest:
         """The parsed document; :class:`InvalidManifest` if it is not a JSON object."""
         try:
             parsed = json.loads(self.data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested too deep
             raise InvalidManifest(self.digest, f"not JSON ({exc})") from None
         if not isinstance(parsed, dict):
             raise InvalidManifest(self.digest, "not a JSON object")
@@ -143,8 +143,11 @@ class Manifest:
         if self.is_index:
             return []
         doc = self.json()
+        layers = doc.get("layers") or []
+        if not isinstance(layers, list):
+            raise InvalidManifest(self.digest, "its `layers` is not a list")
         config = [doc["config"]] if "config" in doc else []
-        return self._descriptors(config + list(doc.get("layers") or []))
+        return self._descriptors(config + layers)
 
     def for_platform(self, wanted: Platform) -> Descriptor | None:
         """The first child of an index that runs on `wanted`, or None."""
@@ -156,7 +159,7 @@ class Manifest:
     def _descriptors(self, items: list[Any]) -> list[Descriptor]:
         try:
             return [Descriptor.from_json(item) for item in items]
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise InvalidManifest(self.digest, f"bad descriptor ({exc!r})") from None
 
 
@@ -166,6 +169,9 @@ def with_annotations(manifest: Manifest, annotations: Mapping[str, str]) -> Mani
     Serialized canonically, so the same inputs always give the same digest.
     """
     doc = manifest.json()
-    doc["annotations"] = {**doc.get("annotations", {}), **annotations}
+    own = doc.get("annotations") or {}
+    if not isinstance(own, dict):
+        raise InvalidManifest(manifest.digest, "its `annotations` is not an object")
+    doc["annotations"] = {**own, **annotations}
     data = canonical_json(doc)
     return Manifest(manifest.media_type, sha256_digest(data), data)

@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from socle.oci.content import Descriptor
-from socle.oci.reference import Reference
+from socle.oci.reference import Reference, is_digest
+from socle.registry.errors import RegistryFailure
 
 Lookup = Callable[[Reference], Descriptor | None]
 WORKERS = 16
@@ -62,9 +63,9 @@ class BulkHeads:
             if status == 401:
                 self._guarded.add(ref.registry)
             return self._full(ref)
-        length = headers.get("content-length", "")
-        size = int(length) if length.isdigit() else 0
-        return Descriptor(headers.get("content-type", ""), digest, size)
+        return announced(
+            url.geturl(), headers.get("content-type", ""), digest, headers.get("content-length", "")
+        )
 
     def _send(self, scheme: str, netloc: str, path: str) -> tuple[int, dict[str, str]]:
         connection = self._connection(scheme, netloc)
@@ -90,3 +91,19 @@ class BulkHeads:
         connection = pool.pop((scheme, netloc), None)
         if connection is not None:
             connection.close()
+
+
+def announced(url: str, media_type: str, digest: str, length: str) -> Descriptor:
+    """The descriptor a manifest HEAD answer announces in its headers.
+
+    The digest becomes a cache file name and a reference: one that is not a
+    digest is the registry's fault, refused here. `"¹".isdigit()` is true, so
+    the length must be ASCII digits too.
+    """
+    if not is_digest(digest):
+        raise RegistryFailure(
+            f"{url}: the registry announced Docker-Content-Digest {digest[:80]!r}, which is not a digest",
+            hint="the registry or a proxy in front of it is misbehaving; report it to its operators",
+        )
+    size = int(length) if length.isascii() and length.isdigit() else 0
+    return Descriptor(media_type, digest, size)

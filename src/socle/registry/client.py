@@ -25,7 +25,7 @@ from socle.oci.layout import read_image_layout
 from socle.oci.media import MANIFEST_TYPES
 from socle.oci.reference import Reference, check_digest
 from socle.registry.auth import Anonymous, CredentialSource, DockerConfig
-from socle.registry.bulk import BulkHeads
+from socle.registry.bulk import BulkHeads, announced
 from socle.registry.cache import ManifestCache
 from socle.registry.errors import (
     ManifestNotFound,
@@ -147,8 +147,7 @@ class RegistryClient:
         if not digest:
             return self.get_manifest(ref).descriptor
         length = str(response.headers.get("Content-Length", ""))
-        size = int(length) if length.isdigit() else 0
-        return Descriptor(_content_type(response), digest, size)
+        return announced(call.url, _content_type(response), digest, length)
 
     def head_manifests(self, refs: Sequence[Reference]) -> list[Descriptor | None]:
         """:meth:`head_manifest` of many references in parallel (the planner's batch)."""
@@ -505,7 +504,7 @@ def _manifest_from(response: httpx.Response) -> Manifest:
 def _tags_of(response: httpx.Response, call: Call) -> list[str]:
     try:
         return [str(tag) for tag in response.json().get("tags") or []]
-    except (ValueError, AttributeError, TypeError):
+    except (ValueError, AttributeError, TypeError, RecursionError):
         raise RegistryError(call.method, call.url, response.status_code, response.text) from None
 
 

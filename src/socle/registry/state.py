@@ -8,7 +8,6 @@ client's keep-alive pool.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,8 @@ from types import TracebackType
 
 from socle import atomic
 from socle.core.state import Published
-from socle.oci.content import Descriptor
+from socle.oci.content import Descriptor, Manifest
+from socle.oci.errors import InvalidManifest
 from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient
 
@@ -69,14 +69,12 @@ class RegistryState:
         return Published.from_annotations(descriptor.digest, annotations)
 
     def manifest_json(self, ref: Reference, digest: str) -> dict[str, object]:
+        """The manifest at `digest` as a JSON object (InvalidManifest when it is none)."""
         path = self.cache / digest.replace(":", "-")
-        try:
-            data: dict[str, object] = json.loads(path.read_bytes())
-            return data
-        except (OSError, ValueError):
-            pass
+        with contextlib.suppress(OSError, InvalidManifest):  # no cache entry, or a damaged one
+            return Manifest("", digest, path.read_bytes()).json()
         manifest = self.client.get_manifest(ref.with_digest(digest))
+        document = manifest.json()
         with contextlib.suppress(OSError):  # the cache is an optimisation; a read-only home still plans
             atomic.write_bytes(path, manifest.data)
-        result: dict[str, object] = json.loads(manifest.data)
-        return result
+        return document
