@@ -104,7 +104,14 @@ def dockerignore(root: Path) -> list[str]:
     path = root / ".dockerignore"
     if not path.is_file():
         return []
-    lines = (line.strip().rstrip("/") for line in path.read_text().splitlines())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+            hint="save the .dockerignore as UTF-8",
+        ) from None
+    lines = (line.strip().rstrip("/") for line in text.splitlines())
     return [line.lstrip("/") for line in lines if line and not line.startswith(("#", "!"))]
 
 

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from socle.core.loader import not_utf8, yaml_problem
 from socle.core.nodes import LOADER, Reader
 from socle.core.policy import Policy, Verdict, evaluate, parse_policy
 from socle.errors import CatalogError, GateFailed, InputError
@@ -135,9 +136,15 @@ def scan_cmd(
 def load_policy(path: Path) -> Policy:
     """The policy in a YAML file; :class:`CatalogError` listing located problems."""
     try:
-        root = yaml.compose(path.read_text(), Loader=LOADER)
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read the policy {path}: {exc}") from None
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read the policy {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError([not_utf8(path, exc)]) from None
+    try:
+        root = yaml.compose(text, Loader=LOADER)
+    except yaml.YAMLError as exc:
+        raise CatalogError([yaml_problem(path, text, exc)]) from None
     reader = Reader(str(path))
     if root is None:
         raise InputError(f"the policy file {path} is empty")

@@ -48,9 +48,14 @@ OnPush = Callable[[Pushed], None]
 def read_secret(path: Path) -> str:
     """The shared secret in `path` (surrounding whitespace removed); never empty."""
     try:
-        secret = path.read_text().strip()
+        secret = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise InputError(f"cannot read the webhook secret file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"the webhook secret file {path} is not UTF-8 text (byte offset {exc.start})",
+            hint="write the secret as text, e.g. `openssl rand -hex 32 > FILE`",
+        ) from None
     if not secret:
         raise InputError(f"the webhook secret file {path} is empty")
     return secret
