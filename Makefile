@@ -71,7 +71,7 @@ $(DEMO_KEY).key: | venv
 	mkdir -p $(dir $(DEMO_KEY))
 	$(SOCLE) keygen --out $(DEMO_KEY)
 
-demo: setup $(DEMO_KEY).key
+demo: packages venv $(DEMO_KEY).key
 	$(SOCLE) up --builder $(BUILDER)
 	$(SOCLE) build -c $(EXAMPLE) --builder $(BUILDER) --sign-key $(DEMO_KEY).key --reports .socle/reports
 	$(SOCLE) plan -c $(EXAMPLE)
@@ -93,7 +93,7 @@ unit: venv
 integration: setup interop
 	$(PY) -m pytest -q -m integration
 
-bench: setup
+bench: packages venv
 	$(PY) bench/plan_scale.py
 	$(PY) bench/registry_plan.py
 	$(PY) bench/startup.py
