@@ -75,7 +75,11 @@ class LocalRegistry:
                 else ""
             )
         )
-        self._log = self.log_path.open("wb")
+        self.start()
+
+    def start(self) -> None:
+        """Serve (again, after :meth:`stop`) on the same port from the same storage."""
+        self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [REGISTRY_BIN, "serve", str(self.config)], stdout=self._log, stderr=subprocess.STDOUT
         )
