@@ -280,9 +280,11 @@ class SlowBuilder(FakeBuilder):
 
     def __init__(self) -> None:
         super().__init__()
+        self.started = threading.Event()
         self.release = threading.Event()
 
     def build(self, request: BuildRequest) -> BuildResult:
+        self.started.set()
         assert self.release.wait(timeout=10)
         return super().build(request)
 
@@ -300,6 +302,7 @@ def test_ctrl_c_stops_running_builds_before_they_push_or_tag(write_catalog: Cata
         if event.status is Status.BUILDING and event.key and not event.key.startswith("base:"):
             started.append(event.key)
             if len(started) == 2:
+                assert builder.started.wait(timeout=10)  # the first build is running
                 threading.Timer(0.2, builder.release.set).start()
                 raise KeyboardInterrupt
 
