@@ -2,8 +2,8 @@
 
 Each test routes socle (the CLI, as a user runs it) through a toxiproxy proxy in
 front of a real `docker-registry` and injects one fault: latency, connection
-resets, stalled connections, a bandwidth limit, the registry stopped mid-push,
-credentials revoked mid-run. What the registry holds afterwards is read back
+resets, lost answers, stalled connections, a bandwidth limit, the registry stopped
+mid-push or lost inside the tag phase, credentials revoked mid-run. What the registry holds afterwards is read back
 directly (no proxy) with skopeo, the independent client: every tag must point
 to a manifest whose blobs are all there, and a family's floating tags must all
 be of one generation. Then a rerun without the fault completes.
@@ -520,6 +520,52 @@ def test_credentials_revoked_mid_run_are_one_line_with_the_fix_and_nothing_half_
     finally:
         toxiproxy.delete(proxy)
         own.stop()
+
+
+def test_a_registry_lost_inside_the_tag_phase_leaves_a_record_the_rerun_completes(
+    proxy: Proxy,
+    registry: LocalRegistry,
+    upstreams: Upstreams,
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    env["SOCLE_REGISTRY"] = proxy.host
+    old, new = generation(upstreams, 1), generation(upstreams, 2)
+    first = socle(
+        "build", "-c", str(write_catalog(tmp_path, "tagph", upstreams.repository, old)), env=env
+    )
+    assert first.returncode == 0, first.stderr
+    catalog = write_catalog(tmp_path, "tagph", upstreams.repository, new)
+    floating = re.compile(r'"PUT /v2/tagph/os/manifests/(1|latest) HTTP/1\.1" 201')
+    before = len(floating.findall(registry.log()))
+    build = start("build", "-c", str(catalog), "--events", "json", env=env)
+    assert build.stdout is not None
+    # Aim with socle's own events: once images are built, every answer takes 300 ms,
+    # so the tag phase's moves are far enough apart to stop the registry between two.
+    statuses = (json.loads(line)["status"] for line in build.stdout)
+    assert "built" in statuses
+    proxy.add("latency", "downstream", latency=300)
+    assert "tagging" in statuses
+    moved = lambda: len(floating.findall(registry.log())) > before  # noqa: E731
+    wait_for(moved, 30, "the first floating move")
+    proxy.add("timeout", timeout=200)  # the registry is gone before the second move
+    result = finish(build)
+    proxy.remove("timeout-upstream")
+    proxy.remove("latency-downstream")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    no_traceback(result)
+    assert f"cannot reach the registry at http://{proxy.host}/v2/tagph/" in result.stderr
+    tags = published(registry, "tagph", tmp_path / "after-fault")
+    assert {tags["1.0"], tags["1.1"]} == {new["1.0"], new["1.1"]}  # exact tags: accepted images
+    assert {tags["1"], tags["latest"]} == {old["1.1"], new["1.1"]}  # half-moved, and whole
+    plan = socle("plan", "-c", str(catalog), env=env)
+    assert "tagph/os: an interrupted run left its floating tags half-moved" in plan.stdout
+
+    rerun = socle("build", "-c", str(catalog), env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "0 built, 2 current, 0 failed" in rerun.stdout
+    assert_one_generation(published(registry, "tagph", tmp_path / "after-rerun"), new)
 
 
 def lossy(proxy: Proxy, operation: Callable[[], T], seconds: float = 0.35) -> T:
