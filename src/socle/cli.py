@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("build", "plan_cmd"),
     "why": ("build", "why_cmd"),
     "build": ("build", "build_cmd"),
+    "promote": ("build", "promote_cmd"),
+    "export": ("export", "export_cmd"),
     "pins": ("pins", "pins_group"),
     "test": ("testing", "test_cmd"),
     "keygen": ("signing", "keygen_cmd"),

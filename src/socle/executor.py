@@ -361,19 +361,43 @@ class Executor:
 
     # -- tags -------------------------------------------------------------------------
 
+    def promote(self, plan: Plan) -> list[str]:
+        """Move floating tags only, for families whose every variant is current: no build.
+
+        What `socle promote` runs after a CI engine built each variant in its own job.
+        A variant the plan would build (missing, stale, on a rebuilt parent) blocks its
+        whole family; returns one line per blocked family naming why.
+        """
+        self.complete_interrupted(plan)
+        outcomes: dict[str, Outcome] = {}
+        blocking: dict[str, list[str]] = {}
+        for step in plan.steps:
+            key = step.variant.key
+            if step.action is Action.SKIP and step.published is not None:
+                outcomes[key] = Outcome(step, Status.SKIPPED, step.published.digest)
+                continue
+            why = "; ".join(r.text for r in step.reasons) or "not published"
+            outcomes[key] = Outcome(step, Status.BLOCKED, error=why)
+            blocking.setdefault(step.variant.image.name, []).append(f"{key} ({why})")
+        self._move_tags(plan, outcomes)
+        return [
+            f"{image}: not promoted, {len(keys)} variant(s) not current: {', '.join(keys[:5])}"
+            + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            for image, keys in blocking.items()
+        ]
+
     def _move_tags(self, plan: Plan, outcomes: dict[str, Outcome]) -> None:
         """Point every tag of every healthy variant at its digest (exact tags are already set).
 
-        All or nothing per family: when any variant of an image failed or was
-        blocked in this run, none of that image's floating tags move, so `17`,
-        `latest` and `17-debian12` never disagree about which build is current.
+        All or nothing per family: when any variant of an image failed, was
+        blocked, or still waits to be rebuilt (left out by `--only`), none of that
+        image's floating tags move, so `17`, `latest` and `17-debian12` never
+        disagree about which build is current.
         The moves are recorded in each family's journal before the first PUT,
         then made one family at a time, and each family's record is marked done.
         """
         broken = {
-            o.step.variant.image.name
-            for o in outcomes.values()
-            if o.status in (Status.FAILED, Status.BLOCKED)
+            o.step.variant.image.name for o in outcomes.values() if o.status in _HOLDS_FAMILY
         }
         moving = [
             outcomes[s.variant.key]
@@ -454,7 +478,11 @@ class Executor:
 
     def _healthy(self, variant: Variant, outcomes: Mapping[str, Outcome]) -> bool:
         chain = [variant, *self.graph.ancestors(variant)]
-        return not any(outcomes[v.key].status in (Status.FAILED, Status.BLOCKED) for v in chain)
+        return not any(outcomes[v.key].status in _HOLDS_FAMILY for v in chain)
+
+
+# A variant in one of these states keeps its family's floating tags where they are.
+_HOLDS_FAMILY = (Status.FAILED, Status.BLOCKED, Status.QUEUED)
 
 
 def insecure(registry: str) -> tuple[str, ...]:

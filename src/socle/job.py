@@ -12,6 +12,7 @@ from socle.core.catalog import Catalog
 from socle.core.graph import Graph
 from socle.core.plan import Plan, Reason
 from socle.detectors import security_reasons
+from socle.errors import SocleError
 from socle.events import Observer, ignore
 from socle.executor import Executor, Outcome, RunOptions
 from socle.gates import (
@@ -107,6 +108,44 @@ class BuildJob:
         journal = Journal(self.state.client, self.catalog.registry, self.catalog.namespace)
         return journal.pending(v.image.repository for v in self.graph.variants)
 
+    def check_parents(self, plan: Plan, expected: str | None = None) -> None:
+        """Refuse to build on a parent outside the selection that is missing or unexpected.
+
+        A CI engine runs one variant per job (`--only KEY --no-cascade`) and passes
+        down the digest its parent's job published (`--expect-parent`): building on
+        anything else would publish a child of an image the pipeline never saw.
+        """
+        if self.selected is None:
+            if expected is not None:
+                raise SocleError("--expect-parent needs --only naming the variant to build")
+            return
+        steps = {s.variant.key: s for s in plan.steps}
+        for key in sorted(self.selected):
+            parent = steps[key].variant.parent
+            if parent is None or parent.key in self.selected:
+                continue
+            published = steps[parent.key].published
+            if published is None:
+                raise SocleError(
+                    f"{key}: its parent {parent.key} is not published yet",
+                    hint=f"the job that builds {parent.key} must succeed first",
+                )
+            if expected is not None and published.digest != expected:
+                raise SocleError(
+                    f"{key}: its parent {parent.key} is published as {published.digest}, "
+                    f"not {expected} as the pipeline expects",
+                    hint=f"{parent.key} was rebuilt since this pipeline started: "
+                    "run the pipeline again from that parent",
+                )
+
+    def promote(self, plan: Plan, observer: Observer = ignore) -> list[str]:
+        """Move the floating tags of every family whose variants are all current and healthy.
+
+        The same code as `build`'s last phase, all or nothing per family; returns one
+        line per family it left alone, saying what blocks it.
+        """
+        return self._executor(self.builder, observer).promote(plan)
+
     def pending(self, plan: Plan) -> int:
         """How many builds this job will run."""
         return sum(
@@ -115,8 +154,10 @@ class BuildJob:
 
     def execute(self, plan: Plan, observer: Observer = ignore) -> list[Outcome]:
         """Build what `plan` says within the selection, then move tags."""
-        builder = self.builder
-        executor = Executor(
+        return self._executor(self.builder, observer).run(plan, selected=self.selected)
+
+    def _executor(self, builder: Builder, observer: Observer) -> Executor:
+        return Executor(
             self.catalog,
             self.graph,
             client=self.state.client,
@@ -126,7 +167,6 @@ class BuildJob:
             gates=self.gates(builder),
             publishers=self.publishers(),
         )
-        return executor.run(plan, selected=self.selected)
 
     def gates(self, builder: Builder) -> list[Gate]:
         """Tests, SBOM, then the scan and the catalog's CVE policy, in that order."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from socle.commands.options import builder_option, catalog_options, open_catalog, security_option
-from socle.errors import SocleError
+from socle.errors import InputError, SocleError
 from socle.events import Observer, Status
 from socle.executor import Outcome
 from socle.job import BuildJob, JobSettings
@@ -141,6 +141,19 @@ def why_cmd(
     envvar="SOCLE_SIGNING_KEY",
     help="Sign and attest every image with this cosign key (passphrase: env SOCLE_PASSWORD).",
 )
+@click.option(
+    "--expect-parent",
+    metavar="DIGEST",
+    callback=lambda _ctx, _param, value: _digest_option(value),
+    help="Refuse to build unless the selected variant's parent is published at DIGEST "
+    "(what a CI pipeline's parent job passed down).",
+)
+@click.option(
+    "--digest-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="After the run, write the digest of the one variant --only names here "
+    "(for the pipeline's child jobs).",
+)
 def build_cmd(
     catalog_path: Path,
     registry: str | None,
@@ -156,6 +169,8 @@ def build_cmd(
     notify_url: str | None,
     scan_db: str | None,
     sign_key: Path | None,
+    expect_parent: str | None,
+    digest_file: Path | None,
 ) -> None:
     """Build, test, push and tag what the plan says, parents first, in parallel."""
     from socle.commands.display import plan_table, run_summary
@@ -176,22 +191,84 @@ def build_cmd(
         )
     with RegistryState.from_config() as state:
         job = BuildJob(catalog, graph, state, settings, signing_key=key)
+        if digest_file is not None and (job.selected is None or len(job.selected) != 1):
+            raise InputError(
+                "--digest-file needs --only naming exactly one variant",
+                hint="e.g. --only java:17-debian12 --no-cascade",
+            )
         if dry_run:
             plan_table(job.plan())
             return
-        outcomes = run_job(job, events=events, notify_url=notify_url)
+        outcomes = run_job(job, events=events, notify_url=notify_url, expect_parent=expect_parent)
     if events == "text":
         run_summary(outcomes)
     fail_on(outcomes)
+    if digest_file is not None:
+        from socle.atomic import write_text
+
+        (outcome,) = (o for o in outcomes if job.selected and o.key in job.selected)
+        write_text(digest_file, f"{outcome.digest}\n")
 
 
-def run_job(job: BuildJob, *, events: str, notify_url: str | None) -> list[Outcome]:
+def _digest_option(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from socle.oci.reference import check_digest
+
+    try:
+        return check_digest(value)
+    except SocleError as exc:
+        raise click.BadParameter(exc.message) from exc
+
+
+@click.command("promote")
+@catalog_options
+@builder_option
+@click.option(
+    "--events",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON line per event on stdout.",
+)
+def promote_cmd(catalog_path: Path, registry: str | None, builder: str, events: str) -> None:
+    """Move the floating tags of every family whose variants are all current: no build.
+
+    The last step of a pipeline that built each variant in its own job. All or
+    nothing per family; exits 1 naming each family it left alone and why.
+    """
+    from socle.commands.display import RunDisplay
+    from socle.notify import JsonLines
+    from socle.registry.state import RegistryState
+
+    catalog, graph = open_catalog(catalog_path, registry)
+    with RegistryState.from_config() as state:
+        job = BuildJob(catalog, graph, state, JobSettings(builder=builder))
+        with job.lock:
+            plan = job.plan()
+            if events == "json":
+                blocked = job.promote(plan, JsonLines())
+            else:
+                with RunDisplay(0) as display:
+                    blocked = job.promote(plan, display)
+    for line in blocked:
+        click.echo(f"socle: {line}", err=True)
+    if blocked:
+        raise SocleError(f"{len(blocked)} family(ies) not promoted")
+    if events == "text":
+        click.echo(f"promoted: every family of {len(plan.steps)} variant(s) is current")
+
+
+def run_job(
+    job: BuildJob, *, events: str, notify_url: str | None, expect_parent: str | None = None
+) -> list[Outcome]:
     """Lock, plan and execute `job` with the chosen displays; notify the webhook at the end."""
     from socle.commands.display import RunDisplay
     from socle.notify import JsonLines, WebhookNotifier, tee
 
     with job.lock:
         plan = job.plan()
+        job.check_parents(plan, expect_parent)
         observers: list[Observer] = []
         notifier = (
             WebhookNotifier(notify_url, title=f"socle {job.catalog.path}") if notify_url else None
@@ -217,4 +294,4 @@ def fail_on(outcomes: list[Outcome]) -> None:
         raise SocleError(f"{len(failed)} image(s) not published: {names}")
 
 
-COMMANDS = [plan_cmd, why_cmd, build_cmd]
+COMMANDS = [plan_cmd, why_cmd, build_cmd, promote_cmd]

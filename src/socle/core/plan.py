@@ -57,12 +57,24 @@ class Step:
     reasons: tuple[Reason, ...]
     published: Published | None
 
+    @property
+    def level(self) -> int:
+        """The variant's depth in the graph: 0 for a root; a level builds in parallel."""
+        depth, parent = 0, self.variant.parent
+        while parent is not None:
+            depth, parent = depth + 1, parent.parent
+        return depth
+
     def as_json(self) -> dict[str, object]:
+        parent = self.variant.parent
         return {
+            "key": self.variant.key,
             "name": self.variant.image.name,
             "version": self.variant.version.name,
             "variant": self.variant.exact_tag,
-            "parent": self.variant.parent.key if self.variant.parent else None,
+            "parent": parent.key if parent else None,
+            "parents": [parent.key] if parent else [],
+            "level": self.level,
             "refs": list(self.refs),
             "fingerprint": self.fingerprint,
             "action": self.action.value,
