@@ -10,7 +10,9 @@ DEBIAN_PACKAGES := docker.io docker-registry buildah skopeo mmdebstrap uidmap bu
 	python3-venv
 EXAMPLE ?= examples/enterprise/catalog.yaml
 BUILDER ?= buildah
-INTEROP := tests/interop/sigstore
+# Each folder of tests/interop is one independent judge installed from npm (package-lock pinned).
+INTEROP := $(patsubst %/package-lock.json,%,$(wildcard tests/interop/*/package-lock.json))
+INTEROP_STAMPS := $(addsuffix /node_modules/.package-lock.json,$(INTEROP))
 # The field's own tools the tests use as independent judges and real components, built
 # from the Go module proxy at pinned versions into the project's tool folder (cached there).
 TOOLS := $(CURDIR)/.tools
@@ -44,12 +46,12 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# The reference Sigstore verifier (JavaScript) that proves socle's signatures interoperate.
-interop: $(INTEROP)/node_modules/.package-lock.json
+# The judges from npm: the reference Sigstore verifier (JavaScript), and the others in tests/interop.
+interop: $(INTEROP_STAMPS)
 
-$(INTEROP)/node_modules/.package-lock.json: $(INTEROP)/package-lock.json $(VENV)/.installed
+tests/interop/%/node_modules/.package-lock.json: tests/interop/%/package-lock.json $(VENV)/.installed
 	PATH="$(NODE_HOME)/bin:$$PATH" node $(NODE_HOME)/lib/node_modules/npm/bin/npm-cli.js \
-		ci --prefix $(INTEROP) --no-audit --no-fund --loglevel=error
+		ci --prefix tests/interop/$* --no-audit --no-fund --loglevel=error
 
 tools: $(TOOLS)/bin/cosign-$(COSIGN_VERSION) $(TOOLS)/bin/toxiproxy-$(TOXIPROXY_VERSION)
 
@@ -103,5 +105,5 @@ chaos: setup
 	$(PY) bench/chaos.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(INTEROP)/node_modules
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(addsuffix /node_modules,$(INTEROP))
 	chmod -R u+w $(TOOLS) 2>/dev/null; rm -rf $(TOOLS)
