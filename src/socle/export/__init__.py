@@ -8,4 +8,6 @@ overwrite files socle did not write.
 from __future__ import annotations
 
 # Engine name -> its module under socle.export (each defines `render(pipeline)`).
-ENGINES: dict[str, str] = {}
+ENGINES: dict[str, str] = {
+    "jenkins": "socle.export.jenkins",
+}
