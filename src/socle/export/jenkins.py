@@ -26,7 +26,17 @@ from socle.export.model import DIGEST_FILE, Job, Pipeline, job_name, shell
 PROMOTE_JOB = "socle-promote"
 AGENT_LABEL = "socle"  # agents with socle, a builder and the registry's credentials
 QUIET_PERIOD = 30  # seconds: leaves finishing close together start one promote
-OWN = ("SOCLE_VARIANT", "SOCLE_IMAGE", "SOCLE_FINGERPRINT", "SOCLE_CATALOG", "SOCLE_DIGEST")
+# The job's own variables beside the build args; SOCLE_DIGEST is set by the build stage.
+OWN = frozenset(
+    {
+        "SOCLE_VARIANT",
+        "SOCLE_IMAGE",
+        "SOCLE_FINGERPRINT",
+        "SOCLE_CATALOG",
+        "SOCLE_REGISTRY",
+        "SOCLE_DIGEST",
+    }
+)
 # Words Groovy will not take as a name on the left of `=` in `environment {}`.
 # fmt: off
 GROOVY_KEYWORDS = frozenset({
@@ -178,6 +188,8 @@ def environment(pipeline: Pipeline, job: Job) -> list[tuple[str, str]]:
         ("SOCLE_IMAGE", job.ref),
         ("SOCLE_FINGERPRINT", job.fingerprint),
         ("SOCLE_CATALOG", pipeline.catalog),
+        # socle reads it: the jobs build into the registry the export was planned for
+        ("SOCLE_REGISTRY", pipeline.registry),
     ]
 
 
@@ -233,6 +245,7 @@ def promote_jenkinsfile(pipeline: Pipeline) -> str:
         "    }",
         "    environment {",
         f"        SOCLE_CATALOG = {groovy(pipeline.catalog)}",
+        f"        SOCLE_REGISTRY = {groovy(pipeline.registry)}",
         "    }",
         "    stages {",
         "        stage('Promote') {",

@@ -85,6 +85,7 @@ def test_leaves_trigger_the_promote_job_and_it_treats_blocked_families_as_unstab
     assert "sh(script: 'socle promote -c images/catalog.yaml', returnStatus: true)" in promote
     assert "disableConcurrentBuilds()" in promote
     assert "unstable(" in promote
+    assert "        SOCLE_REGISTRY = '127.0.0.1:5000'" in promote
 
 
 def test_a_root_takes_no_parameters_and_builds_without_expect_parent() -> None:
@@ -107,6 +108,7 @@ def test_a_child_takes_its_parents_values_and_the_shell_expands_the_digest() -> 
     assert "        SOCLE_VARIANT = 'rt:2-os1'" in child
     assert "        SOCLE_IMAGE = '127.0.0.1:5000/my/rt:2-os1'" in child
     assert "        SOCLE_CATALOG = 'images/catalog.yaml'" in child
+    assert "        SOCLE_REGISTRY = '127.0.0.1:5000'" in child
 
 
 @pytest.mark.parametrize(
@@ -187,7 +189,7 @@ def test_two_variants_with_one_job_name_are_refused() -> None:
         render(clash)
 
 
-@pytest.mark.parametrize("name", ["SOCLE_IMAGE", "PARENT_DIGEST", "def"])
+@pytest.mark.parametrize("name", ["SOCLE_IMAGE", "SOCLE_REGISTRY", "PARENT_DIGEST", "def"])
 def test_a_build_arg_named_like_a_job_variable_is_refused(name: str) -> None:
     job = make_job("os:1", variables=((name, "x"),))
     with pytest.raises(InputError, match=f"build arg {name}"):
