@@ -104,11 +104,15 @@ class Executor:
         self._stopping = threading.Event()
         self.journal = Journal(client, catalog.registry, catalog.namespace)
 
-    def run(self, plan: Plan, *, selected: set[str] | None = None) -> list[Outcome]:
+    def run(
+        self, plan: Plan, *, selected: set[str] | None = None, floating: bool = True
+    ) -> list[Outcome]:
         """Build what the plan says (limited to `selected` keys if given), then move tags.
 
         Moves an interrupted run recorded but did not finish are completed first,
-        so no family stays half-moved while this run builds.
+        so no family stays half-moved while this run builds. With `floating`
+        False only exact tags are set: a pipeline's per-variant job leaves the
+        floating tags to its final `promote`.
         """
         self.complete_interrupted(plan)
         outcomes = {
@@ -132,7 +136,8 @@ class Executor:
             self._leftovers.clear()
             if not self.options.keep_work:
                 shutil.rmtree(work, ignore_errors=True)
-        self._move_tags(plan, outcomes)
+        if floating:
+            self._move_tags(plan, outcomes)
         return [outcomes[s.variant.key] for s in plan.steps]
 
     # -- building ---------------------------------------------------------------------

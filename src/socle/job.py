@@ -12,7 +12,7 @@ from socle.core.catalog import Catalog
 from socle.core.graph import Graph
 from socle.core.plan import Plan, Reason
 from socle.detectors import security_reasons
-from socle.errors import SocleError
+from socle.errors import InputError, SocleError
 from socle.events import Observer, ignore
 from socle.executor import Executor, Outcome, RunOptions
 from socle.gates import (
@@ -116,14 +116,21 @@ class BuildJob:
         anything else would publish a child of an image the pipeline never saw.
         """
         if self.selected is None:
-            if expected is not None:
-                raise SocleError("--expect-parent needs --only naming the variant to build")
             return
         steps = {s.variant.key: s for s in plan.steps}
-        for key in sorted(self.selected):
-            parent = steps[key].variant.parent
-            if parent is None or parent.key in self.selected:
-                continue
+        outside = [
+            (key, parent)
+            for key in sorted(self.selected)
+            if (parent := steps[key].variant.parent) is not None
+            and parent.key not in self.selected
+        ]
+        if expected is not None and not outside:
+            raise InputError(
+                f"--expect-parent: {', '.join(sorted(self.selected))} "
+                "build on no parent outside the selection",
+                hint="drop --expect-parent for a root image's job",
+            )
+        for key, parent in outside:
             published = steps[parent.key].published
             if published is None:
                 raise SocleError(
@@ -152,9 +159,21 @@ class BuildJob:
             1 for s in plan.builds() if self.selected is None or s.variant.key in self.selected
         )
 
+    @property
+    def moves_floating_tags(self) -> bool:
+        """False for a pipeline's per-variant job (`--only KEY --no-cascade`).
+
+        The jobs of one graph level run at once on several agents: none can know
+        whether its family is complete when the others finish, and a retried job
+        must write nothing. Such a job sets its exact tag only; `socle promote`,
+        the pipeline's last step, moves the floating tags, all or nothing per family.
+        """
+        return self.settings.cascade or not self.settings.only
+
     def execute(self, plan: Plan, observer: Observer = ignore) -> list[Outcome]:
         """Build what `plan` says within the selection, then move tags."""
-        return self._executor(self.builder, observer).run(plan, selected=self.selected)
+        executor = self._executor(self.builder, observer)
+        return executor.run(plan, selected=self.selected, floating=self.moves_floating_tags)
 
     def _executor(self, builder: Builder, observer: Observer) -> Executor:
         return Executor(

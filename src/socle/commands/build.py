@@ -196,12 +196,22 @@ def build_cmd(
                 "--digest-file needs --only naming exactly one variant",
                 hint="e.g. --only java:17-debian12 --no-cascade",
             )
+        if expect_parent is not None and job.selected is None:
+            raise InputError(
+                "--expect-parent needs --only naming the variant to build",
+                hint="e.g. --only java:17-debian12 --no-cascade --expect-parent sha256:...",
+            )
         if dry_run:
             plan_table(job.plan())
             return
         outcomes = run_job(job, events=events, notify_url=notify_url, expect_parent=expect_parent)
     if events == "text":
         run_summary(outcomes)
+    if not job.moves_floating_tags:
+        click.echo(
+            f"socle: floating tags left to `socle promote -c {catalog_path}` (--no-cascade)",
+            err=True,
+        )
     fail_on(outcomes)
     if digest_file is not None:
         from socle.atomic import write_text
