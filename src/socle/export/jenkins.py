@@ -26,6 +26,7 @@ from socle.export.model import DIGEST_FILE, Job, Pipeline, job_name, shell
 PROMOTE_JOB = "socle-promote"
 AGENT_LABEL = "socle"  # agents with socle, a builder and the registry's credentials
 QUIET_PERIOD = 30  # seconds: leaves finishing close together start one promote
+PARENTS = ("PARENT_REF", "PARENT_DIGEST", "PARENT_FINGERPRINT")  # what a child job takes
 # The job's own variables beside the build args; SOCLE_DIGEST is set by the build stage.
 OWN = frozenset(
     {
@@ -78,7 +79,7 @@ def check_names(pipeline: Pipeline) -> None:
         if name in seen:
             raise InputError(
                 f"{pipeline.catalog}: {seen[name]} and {job.key} would both be Jenkins job {name}",
-                hint="rename one of the two tags so they differ in more than punctuation",
+                hint="rename one of the two so they differ in more than punctuation",
             )
         seen[name] = job.key
         if folder(job) == PROMOTE_JOB:
@@ -87,7 +88,7 @@ def check_names(pipeline: Pipeline) -> None:
                 hint="rename the image",
             )
         for variable, _ in job.variables:
-            if variable in OWN or variable.startswith("PARENT_") or variable in GROOVY_KEYWORDS:
+            if variable in OWN or variable in PARENTS or variable in GROOVY_KEYWORDS:
                 raise InputError(
                     f"{pipeline.catalog}: {job.key}: build arg {variable} cannot be a Jenkins "
                     "environment variable (socle or Groovy uses that name)",
