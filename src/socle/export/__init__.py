@@ -9,5 +9,6 @@ from __future__ import annotations
 
 # Engine name -> its module under socle.export (each defines `render(pipeline)`).
 ENGINES: dict[str, str] = {
+    "gitlab": "socle.export.gitlab",
     "jenkins": "socle.export.jenkins",
 }
