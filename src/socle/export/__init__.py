@@ -9,6 +9,8 @@ from __future__ import annotations
 
 # Engine name -> its module under socle.export (each defines `render(pipeline)`).
 ENGINES: dict[str, str] = {
+    "argo": "socle.export.argo",
+    "github": "socle.export.github",
     "gitlab": "socle.export.gitlab",
     "jenkins": "socle.export.jenkins",
 }
