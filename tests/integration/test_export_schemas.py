@@ -30,7 +30,7 @@ EXAMPLES = [
 ]
 WORKFLOW = Path(".github/workflows/socle.yml")
 ACTION = Path(".github/actions/socle-setup/action.yml")
-ARGO = Path("argo/socle-workflowtemplate.yaml")
+ARGO = Path("socle-workflowtemplate.yaml")
 
 
 def export(engine: str, catalog: Path, out: Path, *extra: str) -> Path:

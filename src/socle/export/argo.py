@@ -23,7 +23,7 @@ import yaml
 from socle.export.model import DIGEST_FILE, Job, Pipeline
 from socle.export.names import unique
 
-TEMPLATE = "argo/socle-workflowtemplate.yaml"
+TEMPLATE = "socle-workflowtemplate.yaml"
 ENTRYPOINT = "socle"
 PROMOTE = "promote"
 MAX_NAME = 128  # Argo's limit on a task name
