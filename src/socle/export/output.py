@@ -2,13 +2,16 @@
 
 The folder keeps a list of what socle wrote (`.socle-export.json`, path ->
 SHA-256). A new export rewrites those files and removes the ones it no longer
-produces; any other file in the folder makes the export refuse, unless `force`.
+produces. A file it would overwrite or remove that socle did not write, or that
+was edited since, makes the export refuse, unless `force`. Other files are left
+alone and do not block: a GitHub workflow must be exported into the repository
+itself, beside everything else the repository holds.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from socle.atomic import write_text
@@ -36,14 +39,14 @@ def written_before(folder: Path) -> dict[str, str]:
         ) from exc
 
 
-def foreign(folder: Path, owned: Mapping[str, str]) -> list[str]:
-    """Files in `folder` that socle did not write (or that changed since it did)."""
+def foreign(folder: Path, owned: Mapping[str, str], names: Iterable[str]) -> list[str]:
+    """Of `names` (paths the export touches), those socle did not write or that changed since."""
     found = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        name = path.relative_to(folder).as_posix()
-        if name == RECORD:
-            continue
-        if owned.get(name) != sha256_digest(path.read_bytes()):
+    for name in sorted(set(names)):
+        path = folder / name
+        if path.exists() and (
+            not path.is_file() or owned.get(name) != sha256_digest(path.read_bytes())
+        ):
             found.append(name)
     return found
 
@@ -54,12 +57,14 @@ def write_tree(folder: Path, files: Mapping[str, str], *, engine: str, force: bo
         raise InputError(f"{folder} is not a folder", hint="-o takes a folder to write into")
     folder.mkdir(parents=True, exist_ok=True)
     owned = written_before(folder)
-    strangers = foreign(folder, owned)
+    strangers = foreign(folder, owned, [*files, *owned])
     if strangers and not force:
-        shown = ", ".join(strangers[:5]) + (f" and {len(strangers) - 5} more" if len(strangers) > 5 else "")
+        shown = ", ".join(strangers[:5]) + (
+            f" and {len(strangers) - 5} more" if len(strangers) > 5 else ""
+        )
         raise InputError(
-            f"{folder} holds files socle did not write: {shown}",
-            hint="export into an empty folder, or pass --force to overwrite them",
+            f"{folder} holds files socle did not write, or edited since: {shown}",
+            hint="export into another folder, or pass --force to overwrite them",
         )
     written = []
     for name, text in sorted(files.items()):
