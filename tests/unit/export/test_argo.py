@@ -10,24 +10,13 @@ import yaml
 from socle.errors import InputError
 from socle.export.argo import MAX_NAME, TEMPLATE, render
 from socle.export.model import DIGEST_FILE, Job, Pipeline
-
-CATALOG = "images/catalog.yaml"
+from tests.unit.export.jobs import CATALOG
+from tests.unit.export.jobs import make_job as plain_job
 
 
 def make_job(key: str, parent: str | None = None, level: int = 0) -> Job:
-    image, _, tag = key.partition(":")
-    return Job(
-        key=key,
-        image=image,
-        tag=tag,
-        repository=f"my/{image}",
-        ref=f"127.0.0.1:5000/my/{image}:{tag}",
-        parent=parent,
-        children=(),
-        level=level,
-        fingerprint=f"sha256:{'ab' * 32}",
-        variables=(("RT_PACKAGE", "rt-2"),),
-    )
+    """A job with one build arg, so every task carries a variable."""
+    return plain_job(key, parent, level, variables=(("RT_PACKAGE", "rt-2"),))
 
 
 def chain(*jobs: Job) -> Pipeline:

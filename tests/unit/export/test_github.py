@@ -11,30 +11,9 @@ import yaml
 from socle.errors import InputError
 from socle.export.github import MAX_BYTES, SETUP_DIR, WORKFLOW, render
 from socle.export.model import DIGEST_FILE, Job, Pipeline
+from tests.unit.export.jobs import CATALOG, make_job
 
-CATALOG = "images/catalog.yaml"
 JOB_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")  # GitHub's rule for a job id
-
-
-def make_job(
-    key: str,
-    parent: str | None = None,
-    level: int = 0,
-    variables: tuple[tuple[str, str], ...] = (),
-) -> Job:
-    image, _, tag = key.partition(":")
-    return Job(
-        key=key,
-        image=image,
-        tag=tag,
-        repository=f"my/{image}",
-        ref=f"127.0.0.1:5000/my/{image}:{tag}",
-        parent=parent,
-        children=(),
-        level=level,
-        fingerprint=f"sha256:{'ab' * 32}",
-        variables=variables,
-    )
 
 
 def chain(*jobs: Job) -> Pipeline:

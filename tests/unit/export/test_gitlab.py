@@ -7,30 +7,8 @@ from typing import Any
 import yaml
 
 from socle.export.gitlab import CHILD, MAX_NEEDS, PIPELINE, digest_variable, render
-from socle.export.model import Job, Pipeline
-
-CATALOG = "images/catalog.yaml"
-
-
-def make_job(
-    key: str,
-    parent: str | None = None,
-    level: int = 0,
-    variables: tuple[tuple[str, str], ...] = (),
-) -> Job:
-    image, _, tag = key.partition(":")
-    return Job(
-        key=key,
-        image=image,
-        tag=tag,
-        repository=f"my/{image}",
-        ref=f"127.0.0.1:5000/my/{image}:{tag}",
-        parent=parent,
-        children=(),
-        level=level,
-        fingerprint=f"sha256:{'ab' * 32}",
-        variables=variables,
-    )
+from socle.export.model import Pipeline
+from tests.unit.export.jobs import CATALOG, make_job
 
 
 def chain() -> Pipeline:

@@ -9,31 +9,8 @@ import yaml
 
 from socle.errors import InputError
 from socle.export.jenkins import groovy, render
-from socle.export.model import Job, Pipeline
-
-CATALOG = "images/catalog.yaml"
-
-
-def make_job(
-    key: str,
-    parent: str | None = None,
-    children: tuple[str, ...] = (),
-    level: int = 0,
-    variables: tuple[tuple[str, str], ...] = (),
-) -> Job:
-    image, _, tag = key.partition(":")
-    return Job(
-        key=key,
-        image=image,
-        tag=tag,
-        repository=f"my/{image}",
-        ref=f"127.0.0.1:5000/my/{image}:{tag}",
-        parent=parent,
-        children=children,
-        level=level,
-        fingerprint=f"sha256:{'ab' * 32}",
-        variables=variables,
-    )
+from socle.export.model import Pipeline
+from tests.unit.export.jobs import CATALOG, make_job
 
 
 def chain() -> Pipeline:
@@ -43,7 +20,13 @@ def chain() -> Pipeline:
         "127.0.0.1:5000",
         (
             make_job("os:1", children=("rt:2-os1", "tool:1-os1")),
-            make_job("rt:2-os1", "os:1", ("app:3-rt2-os1",), 1, (("RT_PACKAGE", "rt-2"),)),
+            make_job(
+                "rt:2-os1",
+                "os:1",
+                level=1,
+                variables=(("RT_PACKAGE", "rt-2"),),
+                children=("app:3-rt2-os1",),
+            ),
             make_job("tool:1-os1", "os:1", level=1),
             make_job("app:3-rt2-os1", "rt:2-os1", level=2),
         ),
@@ -162,7 +145,7 @@ def test_only_a_subgraph_whose_entry_has_its_parent_outside() -> None:
         CATALOG,
         "127.0.0.1:5000",
         (
-            make_job("rt:2-os1", "os:1", ("app:3-rt2-os1",), 1),
+            make_job("rt:2-os1", "os:1", level=1, children=("app:3-rt2-os1",)),
             make_job("app:3-rt2-os1", "rt:2-os1", level=2),
         ),
     )
