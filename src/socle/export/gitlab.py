@@ -19,16 +19,23 @@ from typing import Any
 import yaml
 
 from socle.export.model import DIGEST_FILE, Job, Pipeline, shell
+from socle.export.names import unique
 
 PIPELINE = ".gitlab-ci.yml"
 CHILD = "child/.gitlab-ci.yml"
 GENERATED = "socle-pipeline"  # the folder the child form's plan job exports into
 DOTENV = "socle-digest.env"  # the dotenv report that carries a job's digest to its children
 MAX_NEEDS = 50  # GitLab's default limit on the jobs one job may list in `needs:`
+# Top-level keys of a GitLab pipeline, which a job may not be named after, and socle's own job.
+RESERVED = (
+    "promote", "stages", "variables", "default", "workflow", "include", "image", "services",
+    "cache", "before_script", "after_script", "spec",
+)  # fmt: skip
 
 
 def render(pipeline: Pipeline) -> dict[str, str]:
     """The pipeline (`.gitlab-ci.yml`) and its child-pipeline form (`child/.gitlab-ci.yml`)."""
+    unique(pipeline, lambda job: job.name, engine="GitLab", reserved=RESERVED)
     return {
         PIPELINE: document(pipeline, full_pipeline(pipeline)),
         CHILD: document(pipeline, child_pipeline(pipeline)),

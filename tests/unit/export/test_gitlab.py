@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import yaml
 
+from socle.errors import InputError
 from socle.export.gitlab import CHILD, MAX_NEEDS, PIPELINE, digest_variable, render
 from socle.export.model import Pipeline
 from tests.unit.export.jobs import CATALOG, make_job
@@ -153,3 +155,12 @@ def test_a_catalog_path_with_a_space_is_quoted_for_the_shell() -> None:
     spaced = Pipeline("my images/catalog.yaml", "127.0.0.1:5000", (make_job("os:1"),))
     assert "-c 'my images/catalog.yaml'" in loaded(spaced)["os-1"]["script"][0]
     assert "-c 'my images/catalog.yaml'" in loaded(spaced, CHILD)["plan"]["script"][0]
+
+
+def test_two_variants_that_would_share_a_job_name_are_refused() -> None:
+    clash = Pipeline(CATALOG, "127.0.0.1:5000", (make_job("os:1.0"), make_job("os:1-0")))
+    with pytest.raises(InputError, match="os:1.0 and os:1-0 both make the GitLab job name"):
+        render(clash)
+    reserved = Pipeline(CATALOG, "127.0.0.1:5000", (make_job("promote:"),))
+    with pytest.raises(InputError, match="the promote step and promote: both make"):
+        render(reserved)
