@@ -8,6 +8,7 @@ Manifests are immutable by digest, so they are cached in memory by
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from socle.registry.session import (
     failure,
     is_transient,
 )
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = "socle"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -305,13 +308,16 @@ class RegistryClient:
         Any tag on `dst` is ignored: move tags with :meth:`tag` once the image is accepted.
         """
         image = read_image_layout(layout_dir)
-        for blob in image.manifest.blobs():
-            payload = partial(_Payload.of, image.blob_path(blob.digest))
-            self._ensure(dst, blob.digest, payload, mount_from)
+
+        def blobs() -> None:
+            for blob in image.manifest.blobs():
+                payload = partial(_Payload.of, image.blob_path(blob.digest))
+                self._ensure(dst, blob.digest, payload, mount_from)
+
         manifest = image.manifest
         if annotations:
             manifest = with_annotations(manifest, annotations)
-        self.put_manifest(dst.with_digest(manifest.digest), manifest.data, manifest.media_type)
+        self._put_after_blobs(dst.with_digest(manifest.digest), manifest, blobs)
         return manifest
 
     def copy(self, src: Reference, dst: Reference) -> Manifest:
@@ -339,10 +345,40 @@ class RegistryClient:
             self._copy_tree(self.get_manifest(src.with_digest(child.digest)), src, dst)
         same_registry = src.registry == dst.registry and src.repository != dst.repository
         mount_from = (src.repository,) if same_registry else ()
-        for blob in manifest.blobs():
-            if not _is_foreign(blob):
-                self._ensure(dst, blob.digest, partial(self._remote, src, blob), mount_from)
-        self.put_manifest(target, manifest.data, manifest.media_type)
+
+        def blobs() -> None:
+            for blob in manifest.blobs():
+                if not _is_foreign(blob):
+                    self._ensure(dst, blob.digest, partial(self._remote, src, blob), mount_from)
+
+        self._put_after_blobs(target, manifest, blobs)
+
+    def _put_after_blobs(
+        self, target: Reference, manifest: Manifest, blobs: Callable[[], None]
+    ) -> None:
+        """Send `manifest`'s blobs, then the manifest; when the registry does not see a blob
+        it has just accepted, check them all again and put the manifest once more.
+
+        distribution writes a blob's link in a repository in place, so a concurrent
+        push of the same layer into the same repository can leave it unreadable for
+        a moment, and the manifest is refused (`MANIFEST_BLOB_UNKNOWN`, with
+        `DIGEST_INVALID`); object-store back ends are eventually consistent the same
+        way. A manifest PUT by digest is idempotent, so it is retried with the
+        session's backoff after the blobs were checked (and re-sent if missing).
+        """
+        refused: RegistryError | None = None
+        for number in self._session.tries():
+            blobs()
+            try:
+                self.put_manifest(target, manifest.data, manifest.media_type)
+                return
+            except RegistryError as exc:
+                if exc.status != 400 or "MANIFEST_BLOB_UNKNOWN" not in exc.body:
+                    raise
+                refused = exc
+                log.info("%s: the registry did not see a blob yet (try %d)", target, number + 1)
+        assert refused is not None
+        raise refused
 
     def _ensure(
         self,

@@ -11,6 +11,7 @@ import pytest
 from socle.oci.reference import Reference
 from socle.registry.errors import RegistryError, RegistryUnreachable
 from tests.unit.registry.registry_fakes import HOST, FakeRegistry, MakeClient, digest_of
+from tests.unit.registry.registry_images import tiny_image, write_layout
 
 REF = Reference.parse(f"{HOST}/os/debian:12")
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -190,3 +191,54 @@ def test_an_upload_refused_for_its_content_is_not_retried(
         make_client(fake, sleep=sleep).upload_blob(REF, digest_of(b"other"), b"layer")
     assert len(fake.seen("PUT", "/blobs/uploads/")) == 1
     assert slept == []
+
+
+class ForgetfulRegistry(FakeRegistry):
+    """Loses the repository's link to the first layer once, right after accepting it.
+
+    What distribution does when two pushes of one layer into one repository race on
+    its link file: the next manifest PUT is refused with MANIFEST_BLOB_UNKNOWN.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forgot: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        is_manifest_put = request.method == "PUT" and "/manifests/" in request.url.path
+        if is_manifest_put and not self.forgot:
+            layers = httpx.Response(200, content=request.read()).json()["layers"]
+            name = request.url.path.split("/v2/", 1)[1].split("/manifests/")[0]
+            self.repo(name).blobs.pop(layers[0]["digest"])
+            self.forgot.append(layers[0]["digest"])
+        return super().__call__(request)
+
+
+def test_a_blob_the_registry_lost_is_sent_again_and_the_manifest_put_retried(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    fake = ForgetfulRegistry()
+    layout = write_layout(tmp_path / "layout", tiny_image("racy"))
+    manifest = make_client(fake).push_layout(layout, REF)
+    assert fake.forgot, "the registry did lose the layer once"
+    assert fake.forgot[0] in fake.repo("os/debian").blobs, "the layer was sent again"
+    assert manifest.digest in fake.repo("os/debian").manifests
+    assert len(fake.seen("PUT", "/manifests/")) == 2
+
+
+def test_a_manifest_still_refused_after_the_retries_is_one_clear_error(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    fake = FakeRegistry()
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and "/manifests/" in request.url.path:
+            fake.requests.append(request)
+            body = '{"errors": [{"code": "MANIFEST_BLOB_UNKNOWN", "message": "blob unknown"}]}'
+            return httpx.Response(400, content=body)
+        return fake(request)
+
+    layout = write_layout(tmp_path / "layout", tiny_image("never"))
+    with pytest.raises(RegistryError, match="MANIFEST_BLOB_UNKNOWN"):
+        make_client(refuse).push_layout(layout, REF)
+    assert len(fake.seen("PUT", "/manifests/")) == 5  # the first try and 4 retries
