@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("build", "build_cmd"),
     "promote": ("build", "promote_cmd"),
     "export": ("export", "export_cmd"),
+    "deploy": ("deploy", "deploy_group"),
     "pins": ("pins", "pins_group"),
     "test": ("testing", "test_cmd"),
     "keygen": ("signing", "keygen_cmd"),
