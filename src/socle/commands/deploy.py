@@ -7,7 +7,11 @@ import importlib
 import click
 
 # Subcommand -> (module under socle.commands, attribute): each loads only when it runs.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "chart": ("deploy_chart", "chart_cmd"),
+    "check": ("deploy_check", "check_cmd"),
+    "policies": ("deploy_policies", "policies_cmd"),
+}
 
 
 class LazyDeployGroup(click.Group):
