@@ -11,6 +11,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "chart": ("deploy_chart", "chart_cmd"),
     "check": ("deploy_check", "check_cmd"),
     "policies": ("deploy_policies", "policies_cmd"),
+    "render": ("deploy_render", "render_cmd"),
 }
 
 
