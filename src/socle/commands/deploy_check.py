@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from socle.commands.options import catalog_options, open_catalog
 from socle.errors import SocleError
 
 
@@ -15,13 +16,29 @@ from socle.errors import SocleError
     "--k8s-version", "k8s_versions", multiple=True, metavar="1.N",
     help="Kubernetes version to validate against (repeatable); default 1.30 to the newest bundled.",
 )  # fmt: skip
-def check_cmd(folder: Path, k8s_versions: tuple[str, ...]) -> None:
+@click.option(
+    "--app", help="Also check that every flow APP's description declares has its NetworkPolicy."
+)
+@catalog_options
+def check_cmd(
+    folder: Path,
+    k8s_versions: tuple[str, ...],
+    app: str | None,
+    catalog_path: Path,
+    registry: str | None,
+) -> None:
     """Check every *.yaml/*.yml under FOLDER; one line per problem, exit 1 if any."""
     from socle.deploy import check
 
     versions = check.versions(k8s_versions)
     items = check.manifests(folder)
     findings = check.check(items, versions)
+    if app is not None:
+        from socle.deploy import spec
+        from socle.deploy.flows import check_flows
+
+        catalog, graph = open_catalog(catalog_path, registry)
+        findings += check_flows(spec.load(catalog, graph, app), items)
     for finding in findings:
         click.echo(str(finding))
     summary = (
