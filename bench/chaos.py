@@ -67,8 +67,8 @@ class Target:
 def status(name: str, key: str = "", message: str = "") -> Callable[[dict[str, Any]], bool]:
     def matches(event: dict[str, Any]) -> bool:
         return (
-            event.get("status") == name
-            and str(event.get("key") or "").startswith(key)
+            event.get("event.action") == name
+            and str(event.get("socle.key") or "").startswith(key)
             and str(event.get("message") or "").startswith(message)
         )
 
@@ -76,7 +76,7 @@ def status(name: str, key: str = "", message: str = "") -> Callable[[dict[str, A
 
 
 def layout_push(event: dict[str, Any]) -> bool:
-    return event.get("status") == "pushing" and not event.get("message")
+    return event.get("event.action") == "pushing" and not event.get("message")
 
 
 # Twenty points spread over one cascade (6 variants: 2 copied, 4 built, 26 tags).
@@ -218,7 +218,9 @@ class Chaos:
         )  # fmt: skip
         if done.returncode != 0:
             failures = [
-                describe(e) for e in map(json.loads, done.stdout.splitlines()) if e["status"] == "failed"
+                describe(e)
+                for e in map(json.loads, done.stdout.splitlines())
+                if e["event.action"] == "failed"
             ]
             detail = "\n".join(failures)[-3000:]
             raise RuntimeError(f"socle build exited {done.returncode}: {done.stderr}\n{detail}")
@@ -383,7 +385,8 @@ class Chaos:
 
 
 def describe(event: dict[str, Any]) -> str:
-    return " ".join(str(event[k]) for k in ("status", "key", "message") if event.get(k))
+    keys = ("event.action", "socle.key", "message")  # ECS names: docs/cascade.md
+    return " ".join(str(event[k]) for k in keys if event.get(k))
 
 
 def free_port() -> int:

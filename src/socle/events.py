@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -31,11 +31,6 @@ class Event:
     message: str = ""
     digest: str | None = None
     seconds: float | None = None
-
-    def as_json(self) -> dict[str, object]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        return {k: v for k, v in data.items() if v not in (None, "")}
 
 
 Observer = Callable[[Event], None]

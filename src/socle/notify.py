@@ -40,11 +40,12 @@ def tee(*observers: Observer) -> Observer:
 
 
 class JsonLines:
-    """Writes each event as one JSON object per line (for EFK and friends).
+    """Writes each event as one JSON object per line, in Elastic Common Schema names.
 
-    Lines carry a UTC `time` plus the event's fields; writes from parallel
-    builds are serialised. If the stream breaks (a closed pipe), one warning
-    is logged and later events are dropped.
+    EFK indexes the lines as they are, beside the applications' logs: see
+    :func:`ecs_record`. Writes from parallel builds are serialised. If the
+    stream breaks (a closed pipe), one warning is logged and later events are
+    dropped.
     """
 
     def __init__(
@@ -56,8 +57,7 @@ class JsonLines:
         self._broken = False
 
     def __call__(self, event: Event) -> None:
-        record = {"time": self._clock().isoformat(timespec="milliseconds"), **event.as_json()}
-        line = json.dumps(record, sort_keys=False) + "\n"
+        line = json.dumps(ecs_record(event, self._clock()), sort_keys=False) + "\n"
         with self._lock:
             if self._broken:
                 return
@@ -67,6 +67,36 @@ class JsonLines:
             except (OSError, ValueError) as exc:  # ValueError: write to a closed file
                 self._broken = True
                 log.warning("the JSON event log stopped: %s", exc)
+
+
+def ecs_record(event: Event, now: datetime) -> dict[str, object]:
+    """One event as ECS fields: dotted keys, as ecs-logging writes them.
+
+    `event.action` is the status, `event.outcome` says success or failure once
+    an image is done with, and what only socle knows lives under `socle.*`.
+    Absent values are left out rather than written as null.
+    """
+    record: dict[str, object] = {
+        "@timestamp": now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "log.level": _LEVELS.get(event.status, "info"),
+        "message": event.message,
+        "ecs.version": ECS_VERSION,
+        "log.logger": "socle",
+        "event.action": event.status.value,
+        "event.outcome": _OUTCOMES.get(event.status),
+        "socle.key": event.key,
+        "socle.digest": event.digest,
+        "socle.seconds": event.seconds,
+    }
+    return {k: v for k, v in record.items() if v not in (None, "")}
+
+
+ECS_VERSION = "8.11.0"
+_LEVELS = {Status.FAILED: "error", Status.BLOCKED: "warn"}
+_OUTCOMES = {
+    Status.BUILT: "success", Status.SKIPPED: "success", Status.TAGGED: "success",
+    Status.FAILED: "failure", Status.BLOCKED: "failure",
+}  # fmt: skip
 
 
 class HasOutcome(Protocol):

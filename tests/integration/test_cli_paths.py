@@ -33,7 +33,12 @@ pytestmark = pytest.mark.integration
 
 VARIANTS = ("base:1.36", "tool:1.0-base1.36", "tool:1.1-base1.36", "leaf:2-tool1.1-base1.36")
 STATUSES = {s.value for s in Status}
-EVENT_FIELDS = {"time", "status", "key", "message", "digest", "seconds"}
+# Elastic Common Schema names, as the legacy app's Tomcat logs: one EFK index reads both.
+EVENT_FIELDS = {
+    "@timestamp", "log.level", "message", "ecs.version", "log.logger", "event.action",
+    "event.outcome", "socle.key", "socle.digest", "socle.seconds",
+}  # fmt: skip
+ALWAYS = {"@timestamp", "log.level", "ecs.version", "log.logger", "event.action"}
 
 
 def family(tmp_path: Path, namespace: str, busybox: str, registry: LocalRegistry) -> Any:
@@ -139,18 +144,23 @@ def test_events_json_is_one_object_per_line_and_notify_posts_the_summary(
     events = [json.loads(line) for line in result.stdout.splitlines()]  # every line is JSON
     assert events, "no events"
     for event in events:
-        assert set(event) <= EVENT_FIELDS and {"time", "status"} <= set(event), event
-        assert event["status"] in STATUSES
-        assert datetime.fromisoformat(event["time"]).utcoffset() is not None, "UTC, with offset"
-    built = {e["key"]: e for e in events if e["status"] == "built"}
+        assert set(event) <= EVENT_FIELDS and set(event) >= ALWAYS, event
+        assert event["event.action"] in STATUSES
+        assert event["@timestamp"].endswith("Z"), "UTC"
+        assert datetime.fromisoformat(event["@timestamp"]).utcoffset() is not None
+        outcome = {"built": "success", "tagged": "success", "failed": "failure"}.get(
+            event["event.action"]
+        )
+        assert event.get("event.outcome") == outcome, event
+    built = {e["socle.key"]: e for e in events if e["event.action"] == "built"}
     assert sorted(built) == sorted(VARIANTS)
     tags = digests(catalog, env)
     for key, event in built.items():
         name, exact = key.split(":")
-        assert event["digest"] == tags[f"{registry.host}/events/{name}:{exact}"]
-        assert event["seconds"] >= 0
+        assert event["socle.digest"] == tags[f"{registry.host}/events/{name}:{exact}"]
+        assert event["socle.seconds"] >= 0
     for key in VARIANTS:  # each goes through building, gates, pushing, built, tagged, in order
-        order = [e["status"] for e in events if e.get("key") == key]
+        order = [e["event.action"] for e in events if e.get("socle.key") == key]
         assert order[0] == "building" and "testing" in order and "pushing" in order
         assert order.index("built") < order.index("tagged"), order
     assert "built, 0 current" not in result.stdout, "no summary table in the JSON stream"

@@ -130,7 +130,7 @@ class Job:
         seconds = time.monotonic() - self.started
         digest = self.digest_file.read_text().strip() if self.digest_file.exists() else None
         events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-        built = {e["key"]: e["seconds"] for e in events if e["status"] == "built"}
+        built = {e["socle.key"]: e["socle.seconds"] for e in events if e["event.action"] == "built"}
         return Result(self.key, self.proc.returncode, stdout, stderr, digest, seconds, built)
 
 

@@ -396,7 +396,7 @@ def test_a_bandwidth_limit_is_in_the_time_socle_reports(
 
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    seconds = next(e["seconds"] for e in events if e["status"] == "built")
+    seconds = next(e["socle.seconds"] for e in events if e["event.action"] == "built")
     floor = uploaded / (rate * 1000)
     print(f"{uploaded} bytes at {rate} KB/s: socle reports {seconds:.2f} s (floor {floor:.2f} s)")
     assert floor <= seconds < floor + 5
@@ -542,7 +542,7 @@ def test_a_registry_lost_inside_the_tag_phase_leaves_a_record_the_rerun_complete
     assert build.stdout is not None
     # Aim with socle's own events: once images are built, every answer takes 300 ms,
     # so the tag phase's moves are far enough apart to stop the registry between two.
-    statuses = (json.loads(line)["status"] for line in build.stdout)
+    statuses = (json.loads(line)["event.action"] for line in build.stdout)
     assert "built" in statuses
     proxy.add("latency", "downstream", latency=300)
     assert "tagging" in statuses

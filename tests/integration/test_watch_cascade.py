@@ -105,7 +105,8 @@ def test_a_push_notification_alone_rebuilds_the_children(tmp_path: Path) -> None
             out, err = watcher.communicate(timeout=30)
             events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
             assert any(
-                e.get("status") == "built" and e.get("key") == "leaf:2-tool1-os1" for e in events
+                e.get("event.action") == "built" and e.get("socle.key") == "leaf:2-tool1-os1"
+                for e in events
             ), err
             assert "cascading to leaf:2-tool1-os1" in err
         registry.stop()

@@ -32,26 +32,37 @@ def test_each_event_is_one_json_line() -> None:
     observer(Event(Status.FAILED, None, "2 image(s) not published"))
 
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    common = {
+        "@timestamp": "2026-01-02T12:00:00.000Z",
+        "ecs.version": "8.11.0",
+        "log.logger": "socle",
+    }
     assert lines == [
         {
-            "time": "2026-01-02T12:00:00.000+00:00",
-            "status": "building",
-            "key": "debian-12",
+            **common,
+            "log.level": "info",
             "message": "base image changed",
+            "event.action": "building",
+            "socle.key": "debian-12",
         },
         {
-            "time": "2026-01-02T12:00:00.000+00:00",
-            "status": "built",
-            "key": "debian-12",
-            "digest": "sha256:" + "a" * 64,
-            "seconds": 31.5,
+            **common,
+            "log.level": "info",
+            "event.action": "built",
+            "event.outcome": "success",
+            "socle.key": "debian-12",
+            "socle.digest": "sha256:" + "a" * 64,
+            "socle.seconds": 31.5,
         },
         {
-            "time": "2026-01-02T12:00:00.000+00:00",
-            "status": "failed",
+            **common,
+            "log.level": "error",
             "message": "2 image(s) not published",
+            "event.action": "failed",
+            "event.outcome": "failure",
         },
     ]
+    assert list(lines[0])[:3] == ["@timestamp", "log.level", "message"], "ecs-logging's order"
 
 
 def test_lines_from_parallel_builds_do_not_interleave() -> None:
@@ -70,7 +81,7 @@ def test_lines_from_parallel_builds_do_not_interleave() -> None:
 
     lines = out.getvalue().splitlines()
     assert len(lines) == 800
-    assert all(json.loads(line)["status"] == "pushing" for line in lines)
+    assert all(json.loads(line)["event.action"] == "pushing" for line in lines)
 
 
 def test_a_broken_stream_is_a_warning_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
