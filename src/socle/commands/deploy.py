@@ -12,6 +12,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("deploy_check", "check_cmd"),
     "policies": ("deploy_policies", "policies_cmd"),
     "render": ("deploy_render", "render_cmd"),
+    "smoke": ("deploy_smoke", "smoke_cmd"),
 }
 
 

@@ -325,8 +325,16 @@ def _mounts(
 
 
 def _tmpfs_options(empty_dir: Mapping[str, Any], context: Mapping[str, Any], where: str) -> str:
+    """A tmpfs the pod's user can write, as the kubelet's emptyDir (0777, or the fsGroup's).
+
+    Docker gives a tmpfs the mode of the image's directory at that path (Debian's
+    `/var/cache/tomcat10` is 0750), where Kubernetes hides it: so the pod's user
+    owns the tmpfs.
+    """
     _refuse_unknown(empty_dir, {"medium", "sizeLimit"}, frozenset(), f"{where} emptyDir")
     options = ["rw", "nosuid", "nodev"]
+    if "runAsUser" in context:
+        options.append(f"uid={int(context['runAsUser'])}")
     if "fsGroup" in context:  # the kubelet makes the volume the group's, setgid
         options += [f"gid={int(context['fsGroup'])}", "mode=2775"]
     else:

@@ -49,10 +49,14 @@ def smoke(
     pod: PodRun,
     *,
     timeout: float,
+    log_lines: int = LOG_TAIL,
     docker: str = "docker",
     clock: Callable[[], float] = time.monotonic,
 ) -> SmokeResult:
-    """Run `pod`, wait for each probe in turn until `timeout` seconds, then remove it."""
+    """Run `pod`, wait for each probe in turn until `timeout` seconds, then remove it.
+
+    The result keeps the last `log_lines` lines the container wrote.
+    """
     started = clock()
     name = f"socle-smoke-{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory(prefix="socle-smoke-") as scratch:
@@ -60,7 +64,7 @@ def smoke(
         try:
             run(command, hint="is the Docker daemon running? (`socle stack up --docker`)")
             detail = _wait_for_probes(pod, name, started + timeout, docker, clock)
-            tail = _log_tail(name, docker)
+            tail = _log_tail(name, docker, log_lines)
         finally:
             run([docker, "rm", "--force", name], check=False)
     return SmokeResult(detail is None, detail or _passed(pod), tail, clock() - started)
@@ -151,6 +155,7 @@ def _attempt(probe: Probe, name: str, pid: int, docker: str) -> str:
     return ""
 
 
-def _log_tail(name: str, docker: str) -> str:
-    logs = run([docker, "logs", "--tail", str(LOG_TAIL), name], check=False)
+def _log_tail(name: str, docker: str, lines: int) -> str:
+    """The container's last `lines` of stdout, then of stderr."""
+    logs = run([docker, "logs", "--tail", str(lines), name], check=False)
     return (logs.stdout + logs.stderr).rstrip()

@@ -88,8 +88,8 @@ def test_each_emptydir_mount_is_a_tmpfs_with_its_size() -> None:
         {"name": "cache", "mountPath": "/cache"},
     ]
     flags = pairs(pod_run(deployment(volumeMounts=mounts), "web"))
-    assert ("--tmpfs", "/var/lib/app/work:rw,nosuid,nodev,mode=0777") in flags
-    assert ("--tmpfs", f"/cache:rw,nosuid,nodev,mode=0777,size={64 * 2**20}") in flags
+    assert ("--tmpfs", "/var/lib/app/work:rw,nosuid,nodev,uid=100,mode=0777") in flags
+    assert ("--tmpfs", f"/cache:rw,nosuid,nodev,uid=100,mode=0777,size={64 * 2**20}") in flags
 
 
 def test_fs_group_owns_the_tmpfs_and_joins_the_groups() -> None:
@@ -97,7 +97,7 @@ def test_fs_group_owns_the_tmpfs_and_joins_the_groups() -> None:
     objects[2]["spec"]["template"]["spec"]["securityContext"]["fsGroup"] = 3000
     flags = pairs(pod_run(objects, "web"))
     assert ("--group-add", "3000") in flags
-    assert ("--tmpfs", "/w:rw,nosuid,nodev,gid=3000,mode=2775") in flags
+    assert ("--tmpfs", "/w:rw,nosuid,nodev,uid=100,gid=3000,mode=2775") in flags
 
 
 def test_configmap_files_are_mounted_at_their_paths_and_env_comes_from_keys() -> None:

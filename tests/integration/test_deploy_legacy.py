@@ -1,0 +1,99 @@
+"""The legacy app of examples/enterprise: its smoke run, and its logs as ECS JSON lines.
+
+One signed build of the example (about 3 min) serves every test here. Its
+`--events json` output is socle's log stream; the smoke run's container log is
+the legacy app's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from socle.deploy import render
+from socle.deploy import spec as specs
+from socle.deploy.podrun import pod_run
+from socle.deploy.smoke import smoke
+from socle.validate import validate
+from tests.integration.conftest import LocalRegistry
+from tests.integration.helpers import ROOT, skopeo_inspect, socle
+
+pytestmark = pytest.mark.integration
+
+ENTERPRISE = ROOT / "examples" / "enterprise"
+APP = "legacy-app"
+
+
+@dataclass(frozen=True)
+class Legacy:
+    """The example built, signed and published into the session registry."""
+
+    catalog: Path
+    env: dict[str, str]
+    key: Path  # the public key it is signed with
+    events: str  # socle build --events json: one JSON line per event
+
+
+@pytest.fixture(scope="module")
+def legacy(
+    registry: LocalRegistry, docker_daemon: None, tmp_path_factory: pytest.TempPathFactory
+) -> Legacy:
+    root = tmp_path_factory.mktemp("enterprise")
+    shutil.copytree(ENTERPRISE, root / "example")
+    catalog = root / "example" / "catalog.yaml"
+    env = {
+        "SOCLE_REGISTRY": registry.host,
+        "SOCLE_BUILDER": "buildah",
+        "SOCLE_PASSWORD": "legacy smoke",
+        "XDG_CACHE_HOME": str(root / "cache"),
+    }
+    assert socle("keygen", "--out", str(root / "ops"), env=env).returncode == 0
+    built = socle(
+        "build", "-c", str(catalog), "--sign-key", str(root / "ops.key"), "--events", "json",
+        env=env,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-4000:]
+    return Legacy(catalog, env, root / "ops.pub", built.stdout)
+
+
+def test_the_legacy_app_passes_its_smoke_run(legacy: Legacy) -> None:
+    ran = socle(
+        "deploy", "smoke", APP, "-c", str(legacy.catalog), "--key", str(legacy.key),
+        "--timeout", "150", env=legacy.env,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    probes = "startupProbe GET http://127.0.0.1:8080/legacy/hello"
+    assert ran.stdout.startswith(f"{APP}: passed: {probes}"), ran.stdout
+    assert "Secret legacy-db/password: 'socle-smoke-placeholder'" in ran.stderr
+    assert '"log.logger":"org.example.logging.AccessLogValve"' in ran.stderr  # the probes' GETs
+    leftovers = subprocess.run(
+        ["docker", "ps", "--all", "--quiet", "--filter", "name=socle-smoke-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert leftovers.stdout.strip() == ""
+
+
+def test_the_legacy_app_logs_ecs_json_lines_to_stdout(legacy: Legacy) -> None:
+    records = [json.loads(line) for line in legacy_app_log(legacy).splitlines()]  # every line
+    assert all({"@timestamp", "log.level", "log.logger", "message"} <= set(r) for r in records)
+    access = [r for r in records if r["log.logger"] == "org.example.logging.AccessLogValve"]
+    assert any('"GET /legacy/hello HTTP/1.1" 200' in r["message"] for r in access), access
+    assert any(r["message"].startswith("Server startup in") for r in records)
+    # Tomcat under the read-only root: nothing it needs to write is missing.
+    assert [r["message"] for r in records if r["log.level"] in ("error", "warn")] == []
+
+
+def legacy_app_log(legacy: Legacy) -> str:
+    """Everything the legacy app wrote in a smoke run of its rendered pod spec."""
+    catalog, graph = validate(legacy.catalog, registry=legacy.env["SOCLE_REGISTRY"])
+    spec = specs.load(catalog, graph, APP)
+    tag = f"{catalog.registry}/{spec.repository}:{spec.tag}"
+    ref = f"{catalog.registry}/{spec.repository}@{skopeo_inspect(tag)['Digest']}"
+    result = smoke(pod_run(render.objects(spec, ref), APP), timeout=150, log_lines=100_000)
+    assert result.passed, result.detail + "\n" + result.log_tail
+    return result.log_tail + "\n"
