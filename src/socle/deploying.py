@@ -8,6 +8,7 @@ check runs before the first file is written: a failed render writes nothing.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from socle.core.catalog import Catalog
 from socle.core.state import Published
 from socle.deploy import render
 from socle.deploy.spec import Spec
-from socle.errors import GateFailed, SocleError
+from socle.errors import GateFailed, InputError, SocleError
 from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient
 from socle.registry.state import RegistryState
@@ -57,7 +58,44 @@ def trusted_image(
             f"{digest_ref} ({tag_ref}) is not signed with the configured key: {result.reason}",
             hint="sign it with `socle sign --key KEY`, or pass the key it was signed with",
         )
+    check_volumes(spec, image_volumes(client, Reference.parse(digest_ref)))
     return TrustedImage(ref=digest_ref, tag_ref=tag_ref, signature=result.reason)
+
+
+def image_volumes(client: RegistryClient, ref: Reference) -> list[str]:
+    """The `VOLUME` paths of the image's config (empty for an index or no volume)."""
+    manifest = client.get_manifest(ref)
+    blobs = manifest.blobs()
+    if not blobs:
+        return []
+    try:
+        config = json.loads(client.get_blob(ref, blobs[0].digest))
+        volumes = (config.get("config") or {}).get("Volumes") or {}
+        return sorted(str(path) for path in volumes)
+    except (ValueError, AttributeError, TypeError):
+        return []  # a config socle cannot read declares no volume it could honour
+
+
+def check_volumes(spec: Spec, volumes: list[str]) -> None:
+    """Refuse a writable path or config file that lands on, in or over one of the image's volumes.
+
+    A runtime mounts an anonymous volume at each `VOLUME` path, so an emptyDir or a
+    config file there would shadow it, or be shadowed, depending on the runtime.
+    """
+    mine = [(path, "writable path") for path in spec.writable]
+    mine += [(c.path, "config file") for c in spec.config]
+    for path, what in mine:
+        for volume in volumes:
+            if overlaps(path, volume):
+                raise InputError(
+                    f"{spec.path}: {what} {path} collides with the image's volume {volume}",
+                    hint="write elsewhere, or drop the VOLUME from the image's Dockerfile",
+                )
+
+
+def overlaps(one: str, other: str) -> bool:
+    a, b = one.rstrip("/") or "/", other.rstrip("/") or "/"
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def gate_problem(published: Published, catalog: Catalog) -> str | None:
