@@ -1,5 +1,5 @@
 # socle — two commands on a fresh Debian 12 machine:
-#   make demo   set up, start the local stack and build the bundled example
+#   make demo   set up, start the local stack, build the bundled example and deploy-check it
 #   make test   set up, lint, type-check and run every test (what CI runs)
 SHELL := /bin/bash
 VENV ?= .venv
@@ -101,6 +101,10 @@ demo: packages venv $(DEMO_KEY).key
 	$(SOCLE) build -c $(EXAMPLE) --builder $(BUILDER) --sign-key $(DEMO_KEY).key --reports .socle/reports
 	$(SOCLE) plan -c $(EXAMPLE)
 	$(SOCLE) verify --key $(DEMO_KEY).pub 127.0.0.1:5000/my/legacy-app:1.0-tomcat10-java17
+	$(SOCLE) deploy render legacy-app -c $(EXAMPLE) --key $(DEMO_KEY).pub -o .socle/deploy/legacy-app
+	$(SOCLE) deploy check .socle/deploy/legacy-app/base --app legacy-app -c $(EXAMPLE)
+	$(SOCLE) up --builder docker
+	$(SOCLE) deploy smoke legacy-app -c $(EXAMPLE) --key $(DEMO_KEY).pub
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench
