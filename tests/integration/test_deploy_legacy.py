@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ APP = "legacy-app"
 
 @dataclass(frozen=True)
 class Legacy:
-    """The example built, signed and published into the session registry."""
+    """The example built, signed and published into a registry of this module's own."""
 
     catalog: Path
     env: dict[str, str]
@@ -40,9 +41,18 @@ class Legacy:
 
 
 @pytest.fixture(scope="module")
+def own_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    """Not the session's: other tests publish the same example (`my/...`) from empty."""
+    made = LocalRegistry(tmp_path_factory.mktemp("legacy-registry"))
+    yield made
+    made.stop()
+
+
+@pytest.fixture(scope="module")
 def legacy(
-    registry: LocalRegistry, docker_daemon: None, tmp_path_factory: pytest.TempPathFactory
+    own_registry: LocalRegistry, docker_daemon: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Legacy:
+    registry = own_registry
     root = tmp_path_factory.mktemp("enterprise")
     shutil.copytree(ENTERPRISE, root / "example")
     catalog = root / "example" / "catalog.yaml"

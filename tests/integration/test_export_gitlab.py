@@ -187,6 +187,14 @@ def assert_nothing_to_build(catalog: Path, env: dict[str, str]) -> None:
 
 
 @pytest.fixture
+def empty_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
+    """A registry of its own: the session's may already hold the example's `my/...`."""
+    made = LocalRegistry(tmp_path / "pipeline-registry")
+    yield made
+    made.stop()
+
+
+@pytest.fixture
 def second_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
     """An empty registry of its own, for the `socle build` the pipeline is compared with."""
     other = LocalRegistry(tmp_path / "baseline-registry")
@@ -290,9 +298,10 @@ ENTERPRISE = ROOT / "examples" / "enterprise"
 
 
 def test_enterprise_example_from_empty_registry_to_published_through_the_pipeline(
-    registry: LocalRegistry, second_registry: LocalRegistry, tmp_path: Path
+    empty_registry: LocalRegistry, second_registry: LocalRegistry, tmp_path: Path
 ) -> None:
     """mmdebstrap bootstrap and apt builds, from this host's apt sources, as `make demo`."""
+    registry = empty_registry
     repo = tmp_path / "repo"
     shutil.copytree(ENTERPRISE, repo)
     catalog = repo / "catalog.yaml"
