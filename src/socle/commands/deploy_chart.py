@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from socle import atomic, deploying
-from socle.commands import deploy_render
-from socle.commands.options import catalog_options, open_catalog
+from socle.commands.options import catalog_options, open_catalog, verify_key_option
+from socle.commands.signing import open_client, read_public_key
 from socle.deploy import render
 from socle.deploy import spec as specs
 from socle.deploy.chart import build_chart, chart_version, package
@@ -24,11 +24,7 @@ from socle.errors import SocleError
     default=Path("build", "charts"), show_default=True,
     help="Folder to write APP-VERSION.tgz and its .prov into.",
 )  # fmt: skip
-@click.option(
-    "--key", "key_path", required=True, envvar="SOCLE_VERIFY_KEY",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The public key the image's signature must verify with (env SOCLE_VERIFY_KEY).",
-)  # fmt: skip
+@verify_key_option
 @click.option(
     "--version", "version",
     help="The chart's SemVer version (default: the image's version, 1.0 -> 1.0.0).",
@@ -60,10 +56,10 @@ def chart_cmd(
     """
     catalog, graph = open_catalog(catalog_path, registry)
     spec = specs.load(catalog, graph, app)
-    public_key = deploy_render.read_public_key(key_path)
+    public_key = read_public_key(key_path)
     # The chart follows the image's own version (`1.0` -> 1.0.0); appVersion is the exact tag.
     chart_ver = chart_version(graph.by_key[spec.variant].version.name, version)
-    with deploy_render.open_client() as client:
+    with open_client() as client:
         image = deploying.trusted_image(spec, catalog, public_key, client=client)
     chart = build_chart(
         spec.app,

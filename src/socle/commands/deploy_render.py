@@ -7,17 +7,9 @@ from pathlib import Path
 import click
 
 from socle import deploying
-from socle.commands.options import catalog_options, open_catalog
+from socle.commands.options import catalog_options, open_catalog, verify_key_option
+from socle.commands.signing import open_client, read_public_key
 from socle.deploy import spec as specs
-from socle.errors import InputError
-from socle.registry.client import RegistryClient
-from socle.signing.errors import BadKey
-from socle.signing.keys import PublicKey, load_public_key
-
-
-def open_client() -> RegistryClient:
-    """The registry client the command uses (tests replace it)."""
-    return RegistryClient.from_config()
 
 
 @click.command("render")
@@ -28,11 +20,7 @@ def open_client() -> RegistryClient:
     help="Folder to write base/ and overlays/ into (default: build/deploy/APP).",
 )  # fmt: skip
 @click.option("--env", "env", help="Write only this environment's overlay (with the base).")
-@click.option(
-    "--key", "key_path", required=True, envvar="SOCLE_VERIFY_KEY",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The public key the image's signature must verify with (env SOCLE_VERIFY_KEY).",
-)  # fmt: skip
+@verify_key_option
 def render_cmd(
     catalog_path: Path,
     registry: str | None,
@@ -53,13 +41,3 @@ def render_cmd(
     click.echo(f"{image.tag_ref} -> {image.ref} ({image.signature})", err=True)
     click.echo(f"Wrote {len(files)} files to {target}")
 
-
-def read_public_key(path: Path) -> PublicKey:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read the public key {path}: {exc.strerror}") from None
-    try:
-        return load_public_key(data)
-    except BadKey as exc:
-        raise type(exc)(f"{path}: {exc.message}", hint=exc.hint) from None

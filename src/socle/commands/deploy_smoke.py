@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from socle import deploying
-from socle.commands.deploy_render import open_client, read_public_key
-from socle.commands.options import catalog_options, open_catalog
+from socle.commands.options import catalog_options, open_catalog, verify_key_option
+from socle.commands.signing import open_client, read_public_key
 from socle.deploy import render
 from socle.deploy import spec as specs
 from socle.deploy.podrun import SECRET_PLACEHOLDER, pod_run
@@ -24,11 +24,7 @@ from socle.errors import GateFailed, InputError
     "--timeout", type=click.FloatRange(min=1), default=180.0, show_default=True,
     help="Seconds the probes have to pass, in all.",
 )  # fmt: skip
-@click.option(
-    "--key", "key_path", required=True, envvar="SOCLE_VERIFY_KEY",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The public key the image's signature must verify with (env SOCLE_VERIFY_KEY).",
-)  # fmt: skip
+@verify_key_option
 @click.option(
     "--secret", "secrets", multiple=True, metavar="SECRET/KEY=VALUE",
     help="A value for a Secret the pod reads (default: a placeholder, listed in the report).",

@@ -60,3 +60,15 @@ def security_option(default: bool) -> Callable[[F], F]:
 
 def open_catalog(catalog_path: Path, registry: str | None) -> tuple[Catalog, Graph]:
     return validate(catalog_path, registry=registry)
+
+
+def verify_key_option(func: F) -> F:
+    """`--key PUB` (env SOCLE_VERIFY_KEY): the key a deployed image's signature must verify with."""
+    return click.option(
+        "--key",
+        "key_path",
+        required=True,
+        envvar="SOCLE_VERIFY_KEY",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="The public key the image's signature must verify with (env SOCLE_VERIFY_KEY).",
+    )(func)

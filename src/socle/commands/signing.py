@@ -88,7 +88,7 @@ def sign_cmd(key_path: Path, reference: str) -> None:
 @click.argument("reference")
 def verify_cmd(key_path: Path, reference: str) -> None:
     """Verify REFERENCE's signatures with PREFIX.pub: exit 0 if valid, 1 if not or missing."""
-    public_key = _public_key(key_path)
+    public_key = read_public_key(key_path)
     with open_client() as client:
         result = verify(client, Reference.parse(reference), public_key)
     click.echo(f"{reference} -> {result.digest}")
@@ -111,7 +111,7 @@ def verify_cmd(key_path: Path, reference: str) -> None:
 @click.argument("reference")
 def verify_attestation_cmd(key_path: Path, predicate_type: str, reference: str) -> None:
     """Verify REFERENCE's attestation with PREFIX.pub and print its in-toto statement."""
-    public_key = _public_key(key_path)
+    public_key = read_public_key(key_path)
     with open_client() as client:
         statement = verify_attestation(
             client, Reference.parse(reference), public_key, predicate_type=predicate_type
@@ -174,7 +174,8 @@ def _read(path: Path) -> bytes:
         raise InputError(f"cannot read the key {path}: {exc.strerror}") from None
 
 
-def _public_key(path: Path) -> PublicKey:
+def read_public_key(path: Path) -> PublicKey:
+    """The PEM public key at `path`; an unreadable or bad key is one error naming the file."""
     return _named(path, load_public_key)
 
 
