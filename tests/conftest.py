@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,3 +25,18 @@ def write_catalog(tmp_path: Path) -> CatalogWriter:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session", autouse=True)
+def history_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Every `socle build` a test runs records into one throw-away SQLite, not the user's."""
+    import os
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('history') / 'history.db'}"
+    previous = os.environ.get("SOCLE_DB")
+    os.environ["SOCLE_DB"] = url
+    yield url
+    if previous is None:
+        os.environ.pop("SOCLE_DB", None)
+    else:
+        os.environ["SOCLE_DB"] = previous

@@ -44,7 +44,6 @@ from socle.vcs import Revision
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Outcome:
     """What happened to one variant in a run."""
@@ -56,6 +55,7 @@ class Outcome:
     error: str | None = None
     tags_moved: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what each gate found
+    details: dict[str, object] = field(default_factory=dict)  # the gates' structured results
 
     @property
     def key(self) -> str:
@@ -177,9 +177,7 @@ class Executor:
                     continue
                 del waiting[key]
                 outcomes[key].status = Status.BUILDING
-                self.observer(
-                    Event(Status.BUILDING, key, "; ".join(r.text for r in step.reasons))
-                )
+                self.observer(Event(Status.BUILDING, key, "; ".join(r.text for r in step.reasons)))
                 running[pool.submit(self._produce, step, outcomes, work)] = step
             if not running:
                 break
@@ -244,6 +242,7 @@ class Executor:
             subject = Subject(
                 variant, layout, local, self._loader(layout, local, built=built), annotations
             )
+            outcomes[variant.key].details = subject.details  # filled as the gates run
             for gate in self.gates:
                 self.observer(Event(Status.TESTING, variant.key, gate.name))
                 annotations.update(gate.check(subject))
@@ -401,9 +400,7 @@ class Executor:
         The moves are recorded in each family's journal before the first PUT,
         then made one family at a time, and each family's record is marked done.
         """
-        broken = {
-            o.step.variant.image.name for o in outcomes.values() if o.status in _HOLDS_FAMILY
-        }
+        broken = {o.step.variant.image.name for o in outcomes.values() if o.status in _HOLDS_FAMILY}
         moving = [
             outcomes[s.variant.key]
             for s in plan.steps

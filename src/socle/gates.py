@@ -38,7 +38,6 @@ from socle.signing.interface import Signer
 CYCLONEDX = "https://cyclonedx.org/bom"
 
 
-
 @dataclass
 class Subject:
     """The image under examination: its layout on disk and, on demand, a local image."""
@@ -52,6 +51,7 @@ class Subject:
     notes: list[str] = field(default_factory=list)  # one line per gate for the run summary
     inventory: Inventory | None = None  # what the SBOM gate found, for the scan and the SBOM
     sbom: str | None = None  # the CycloneDX document, once the digest is known
+    details: dict[str, object] = field(default_factory=dict)  # structured gate results (history)
 
 
 class Gate(Protocol):
@@ -104,6 +104,10 @@ class TestGate:
             )
         summary = report.summary()
         subject.notes.append(f"tests: {summary}")
+        subject.details["tests"] = [
+            {"name": r.name, "kind": r.kind, "outcome": r.outcome.value, "message": r.message}
+            for r in report.results
+        ]
         if report.failed:
             details = "\n".join(f"  - {r.name}: {r.message}" for r in report.failed)
             raise GateFailed(
@@ -122,6 +126,7 @@ class SbomGate:
         subject.inventory = inventory(subject.layout)
         count = len(subject.inventory.packages)
         subject.notes.append(f"sbom: {count} packages")
+        subject.details["packages"] = count
         return {SBOM: f"{count} packages (CycloneDX attached as an attestation when signed)"}
 
 
@@ -144,6 +149,8 @@ class ScanGate:
     def check(self, subject: Subject) -> dict[str, str]:
         report = self.scan(subject)
         verdict = evaluate(self.policy, report, date.today()) if self.policy is not None else None
+        if report is not None:
+            subject.details["scan"] = scan_details(report, verdict, self.policy)
         if verdict is not None and not verdict.allowed:
             raise GateFailed(
                 f"the CVE policy blocks {subject.variant.key}\n"
@@ -169,6 +176,34 @@ class ScanGate:
             name = subject.variant.key.replace(":", "_")
             (self.reports / f"{name}.scan.json").write_text(json.dumps(report.to_json(), indent=2))
         return report
+
+
+def scan_details(
+    report: ScanReport, verdict: Verdict | None, policy: Policy | None
+) -> dict[str, object]:
+    """The scan for the history: findings by severity, each finding, the allowlist entries used."""
+    severities: dict[str, int] = {}
+    for finding in report.findings:
+        severities[finding.severity.value] = severities.get(finding.severity.value, 0) + 1
+    entries = {e.cve: e for e in policy.allowlist} if policy is not None else {}
+    allowlisted = [
+        {
+            "cve": f.cve,
+            "package": f.package,
+            "reason": entries[f.cve].reason if f.cve in entries else "",
+            "owner": entries[f.cve].owner if f.cve in entries else "",
+            "expires": entries[f.cve].expires.isoformat() if f.cve in entries else "",
+        }
+        for f in (verdict.allowlisted if verdict is not None else ())
+    ]
+    return {
+        "scanner": report.scanner,
+        "database_date": report.database_date.isoformat() if report.database_date else None,
+        "severities": severities,
+        "findings": [f.to_json() for f in report.findings[:500]],
+        "allowlisted": allowlisted,
+        "blocking": [f.cve for f in (verdict.blocking if verdict is not None else ())],
+    }
 
 
 def scan_summary(report: ScanReport, verdict: Verdict | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,6 +13,9 @@ from socle.errors import InputError, SocleError
 from socle.events import Observer, Status
 from socle.executor import Outcome
 from socle.job import BuildJob, JobSettings
+
+if TYPE_CHECKING:
+    from socle.history.store import HistoryStore
 
 
 @click.command("plan")
@@ -154,6 +158,13 @@ def why_cmd(
     help="After the run, write the digest of the one variant --only names here "
     "(for the pipeline's child jobs).",
 )
+@click.option(
+    "--db",
+    "db_url",
+    envvar="SOCLE_DB",
+    metavar="URL",
+    help="Record the run in this history database (default: SQLite in socle's data folder).",
+)
 def build_cmd(
     catalog_path: Path,
     registry: str | None,
@@ -171,6 +182,7 @@ def build_cmd(
     sign_key: Path | None,
     expect_parent: str | None,
     digest_file: Path | None,
+    db_url: str | None,
 ) -> None:
     """Build, test, push and tag what the plan says, parents first, in parallel."""
     from socle.commands.display import plan_table, run_summary
@@ -204,7 +216,14 @@ def build_cmd(
         if dry_run:
             plan_table(job.plan())
             return
-        outcomes = run_job(job, events=events, notify_url=notify_url, expect_parent=expect_parent)
+        with open_history(db_url) as history:
+            outcomes = run_job(
+                job,
+                events=events,
+                notify_url=notify_url,
+                expect_parent=expect_parent,
+                history=history,
+            )
     if events == "text":
         run_summary(outcomes)
     if not job.moves_floating_tags:
@@ -270,11 +289,18 @@ def promote_cmd(catalog_path: Path, registry: str | None, builder: str, events: 
 
 
 def run_job(
-    job: BuildJob, *, events: str, notify_url: str | None, expect_parent: str | None = None
+    job: BuildJob,
+    *,
+    events: str,
+    notify_url: str | None,
+    expect_parent: str | None = None,
+    history: HistoryStore | None = None,
+    trigger: str = "cli",
 ) -> list[Outcome]:
-    """Lock, plan and execute `job` with the chosen displays; notify the webhook at the end."""
+    """Lock, plan and execute `job` with the chosen displays; record it; notify at the end."""
     from socle.commands.display import RunDisplay
     from socle.notify import JsonLines, WebhookNotifier, tee
+    from socle.recording import recorded
 
     with job.lock:
         plan = job.plan()
@@ -285,16 +311,32 @@ def run_job(
         )
         if notifier is not None:
             observers.append(notifier)
-        if events == "json":
-            observers.append(JsonLines())
-            outcomes = job.execute(plan, tee(*observers))
-        else:
-            with RunDisplay(job.pending(plan)) as display:
-                outcomes = job.execute(plan, tee(display, *observers))
+        with recorded(
+            history,
+            trigger=trigger,
+            catalog=str(job.catalog.path.resolve()),
+            registry=job.catalog.registry,
+            plan=plan,
+            selected=job.selected,
+        ) as recording:
+            observers.append(recording)
+            if events == "json":
+                observers.append(JsonLines())
+                recording.outcomes = job.execute(plan, tee(*observers))
+            else:
+                with RunDisplay(job.pending(plan)) as display:
+                    recording.outcomes = job.execute(plan, tee(display, *observers))
         if notifier is not None:
             notifier.finish()
             notifier.close()
-    return outcomes
+    return recording.outcomes
+
+
+def open_history(url: str | None) -> HistoryStore:
+    """The history database (`--db`, SOCLE_DB, or SQLite in socle's data folder), migrated."""
+    from socle.history.store import HistoryStore
+
+    return HistoryStore.open(url)
 
 
 def fail_on(outcomes: list[Outcome]) -> None:

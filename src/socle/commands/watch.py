@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from socle.commands.build import fail_on, run_job
+from socle.commands.build import fail_on, open_history, run_job
 from socle.commands.options import builder_option, catalog_options, open_catalog
 from socle.core.cascade import Pushed
 from socle.errors import SocleError
@@ -141,7 +141,11 @@ class Cascade:
         settings = JobSettings(builder=self.builder, jobs=self.jobs, only=only)
         with RegistryState.from_config() as state:
             job = BuildJob(catalog, graph, state, settings)
-            fail_on(run_job(job, events="json", notify_url=self.notify_url))
+            with open_history(None) as history:
+                outcomes = run_job(
+                    job, events="json", notify_url=self.notify_url, history=history, trigger="watch"
+                )
+            fail_on(outcomes)
 
 
 def describe(push: Pushed) -> str:

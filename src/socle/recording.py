@@ -1,0 +1,140 @@
+"""Every build leaves a run in the history: its trigger, reasons, events and outcomes.
+
+`socle build`, `socle watch` and the console's runner all go through
+:func:`recorded`, so the console sees every run, whoever started it. A history
+database that fails in the middle of a run costs a warning, never the build.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from socle.core.plan import Plan
+from socle.errors import SocleError
+from socle.events import Event, Observer, Status
+from socle.executor import Outcome
+from socle.history.store import HistoryStore, OutcomeRecord, RunRecorder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Recording:
+    """The observer to pass to the executor, and the outcomes to hand back at the end."""
+
+    recorder: RunRecorder | None
+    outcomes: list[Outcome] = field(default_factory=list)
+    _warned: bool = False
+
+    def __call__(self, event: Event) -> None:
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.record(
+                event.status.value, event.key, event.message, event.digest, event.seconds
+            )
+        except SocleError as exc:
+            self._warn(exc)
+
+    def _warn(self, exc: SocleError) -> None:
+        if not self._warned:
+            log.warning("the run goes on without its history: %s", exc.message)
+            self._warned = True
+
+    @property
+    def run_id(self) -> int | None:
+        return self.recorder.run_id if self.recorder is not None else None
+
+
+def plan_reasons(plan: Plan, selected: set[str] | None = None) -> list[dict[str, object]]:
+    """The plan's builds and their reasons, as the run keeps them."""
+    return [
+        {"key": s.variant.key, "reasons": [r.text for r in s.reasons]}
+        for s in plan.builds()
+        if selected is None or s.variant.key in selected
+    ]
+
+
+def summarise(outcomes: Sequence[Outcome]) -> tuple[str, str]:
+    """The run's status and its one-line summary."""
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status.value] = counts.get(o.status.value, 0) + 1
+    bad = counts.get(Status.FAILED.value, 0) + counts.get(Status.BLOCKED.value, 0)
+    text = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to do"
+    return ("failed" if bad else "succeeded"), text
+
+
+def to_record(outcome: Outcome) -> OutcomeRecord:
+    return OutcomeRecord(
+        key=outcome.key,
+        status=outcome.status.value,
+        digest=outcome.digest,
+        seconds=outcome.seconds,
+        error=outcome.error,
+        tags=tuple(outcome.tags_moved),
+        notes=tuple(outcome.notes),
+        reasons=tuple(r.text for r in outcome.step.reasons),
+        details=dict(outcome.details),
+    )
+
+
+@contextmanager
+def recorded(
+    store: HistoryStore | None,
+    *,
+    trigger: str,
+    catalog: str,
+    registry: str,
+    plan: Plan,
+    selected: set[str] | None = None,
+    user: str | None = None,
+) -> Iterator[Recording]:
+    """Record one run around the block; set `recording.outcomes` before it ends.
+
+    An exception leaving the block (Ctrl-C, a registry lost) ends the run as
+    interrupted or failed, with the error as its summary.
+    """
+    recorder = None
+    if store is not None:
+        reasons = plan_reasons(plan, selected)
+        recorder = store.start_run(
+            trigger=trigger,
+            catalog=catalog,
+            registry=registry,
+            reasons=reasons,
+            planned=len(reasons),
+            user=user,
+        )
+    recording = Recording(recorder)
+    try:
+        yield recording
+    except KeyboardInterrupt:
+        _finish(recording, "interrupted", "interrupted (Ctrl-C or a signal)")
+        raise
+    except SocleError as exc:
+        _finish(recording, "failed", exc.message)
+        raise
+    except BaseException as exc:
+        _finish(recording, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    status, summary = summarise(recording.outcomes)
+    _finish(recording, status, summary)
+
+
+def _finish(recording: Recording, status: str, summary: str) -> None:
+    if recording.recorder is None or recording.recorder.finished:
+        return
+    try:
+        recording.recorder.finish(
+            [to_record(o) for o in recording.outcomes], status=status, summary=summary
+        )
+    except SocleError as exc:
+        recording._warn(exc)
+
+
+def observers(*found: Observer | None) -> list[Observer]:
+    return [o for o in found if o is not None]
