@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sbom": ("trust", "sbom_cmd"),
     "scan": ("trust", "scan_cmd"),
     "watch": ("watch", "watch_cmd"),
+    "serve": ("serve", "serve_cmd"),
     "up": ("stack", "up_cmd"),
     "down": ("stack", "down_cmd"),
 }
