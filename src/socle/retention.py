@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -231,7 +231,7 @@ def decide(facts: Facts, policy: RetentionPolicy) -> PrunePlan:
             if reasons:
                 kept.append(Kept(gen.digest, gen.created, tuple(reasons)))
                 if gen.base:
-                    bases[gen.base].append(f"{variant.key} {gen.digest[7:19]}")
+                    bases[gen.base].append(variant.key)
             else:
                 why = f"generation {number} of {variant.key}, superseded"
                 deleted.append(
@@ -295,12 +295,14 @@ def _reasons(
     now: datetime,
     bases: Mapping[str, list[str]],
 ) -> list[str]:
-    reasons = [_tag_reason(tag, variant) for tag in gen.tags]
+    exact_first = sorted(gen.tags, key=lambda tag: (tag != variant.exact_tag, tag))
+    reasons = [_tag_reason(tag, variant) for tag in exact_first]
     reasons += [f"deployment {path}" for path in facts.deployments.get(gen.digest, ())]
     reasons += [
         f"pending move of tag {tag} ({JOURNAL})" for tag in facts.pending.get(gen.digest, ())
     ]
-    reasons += [f"base of {child}" for child in bases.get(gen.digest, ())]
+    for child, count in sorted(Counter(bases.get(gen.digest, ())).items()):
+        reasons.append(f"base of {count} kept generation{'s' * (count > 1)} of {child}")
     if number <= policy.keep:
         reasons.append(f"generation {number} of {policy.keep}")
     if gen.created is None:

@@ -135,7 +135,7 @@ def test_a_pending_tag_move_and_the_base_of_a_kept_child_are_kept() -> None:
         pending={digest(2): ("17",)},
     )
     plan = decide(facts, RetentionPolicy(1, None, NOW))
-    assert kept(plan)[digest(1)] == ("base of tool:1-java17-debian12 000000000000",)
+    assert kept(plan)[digest(1)] == ("base of 1 kept generation of tool:1-java17-debian12",)
     assert kept(plan)[digest(2)] == ("pending move of tag 17 (socle-moves)",)
     assert deleted(plan) == [digest(3)]
 
@@ -305,3 +305,31 @@ def test_prune_on_a_registry_deletes_old_signed_generations_and_a_rerun_finishes
     # Nothing is left for a third run.
     assert find_prunable(catalog, graph, client, RetentionPolicy(2, None, NOW)).doomed == ()
     client.close()
+
+
+def test_prune_refuses_a_bad_duration_in_one_line(
+    write_catalog: CatalogWriter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from socle.cli import main
+
+    path = write_catalog("registry: r.test\nnamespace: t\nimages: {}\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["prune", "-c", str(path), "--older-than", "3 days"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid duration '3 days'" in err and "30d" in err
+    assert "Traceback" not in err
+
+
+def test_the_gc_hint_names_the_config_of_the_registry_socle_up_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from socle.commands.prune import _gc_hint
+    from socle.stack import StackPaths, render_registry_config
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    paths = StackPaths.default()
+    paths.root.mkdir(parents=True)
+    paths.registry_config.write_text(render_registry_config(paths, "127.0.0.1:5000"))
+    assert f"docker-registry garbage-collect {paths.registry_config}" in _gc_hint("127.0.0.1:5000")
+    assert "docker-registry garbage-collect CONFIG" in _gc_hint("127.0.0.1:5001")

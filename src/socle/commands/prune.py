@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,7 +92,8 @@ def prune_cmd(
                 f"{generations} generations to delete ({plan.manifests} manifests); "
                 "dry run, nothing deleted"
             )
-            click.echo(f"to delete them: socle prune -c {catalog_path} {_again(keep, older_than)}")
+            again = _again(catalog_path, keep, older_than, deployments)
+            click.echo(f"to delete them: {again}")
             return
         result = apply_prune(plan, client)
     gone = sum(1 for d in result.deleted if d.gone_already)
@@ -102,11 +104,18 @@ def prune_cmd(
     click.echo(_gc_hint(catalog.registry))
 
 
-def _again(keep: int, older_than: Duration | None) -> str:
-    words = [f"--keep {keep}"] if keep != 3 else []
+def _again(
+    catalog_path: Path, keep: int, older_than: Duration | None, deployments: tuple[Path, ...]
+) -> str:
+    """The command line that applies this dry run."""
+    words = ["socle", "prune", "-c", str(catalog_path)]
+    if keep != 3:
+        words += ["--keep", str(keep)]
     if older_than is not None:
-        words.append(f"--older-than {older_than.text}")
-    return " ".join([*words, "... --yes"]) if words else "... --yes"
+        words += ["--older-than", older_than.text]
+    for folder in deployments:
+        words += ["--deployments", str(folder)]
+    return shlex.join([*words, "--yes"])
 
 
 def _show(plan: PrunePlan) -> None:
