@@ -67,7 +67,20 @@ class Console:
     def _refresh_loop(self) -> None:
         while not self._stop.is_set():
             self.refresh_safely()
+            self._forget_old_runs()
             self._stop.wait(self.settings.refresh_seconds)
+
+    def _forget_old_runs(self) -> None:
+        """History retention: runs beyond the newest `keep_runs` go, with their events."""
+        from socle.errors import SocleError
+
+        try:
+            if forgotten := self.store.prune_runs(self.settings.keep_runs):
+                log.info(
+                    "forgot %d run(s) beyond the newest %d", forgotten, self.settings.keep_runs
+                )
+        except SocleError as exc:
+            log.warning("forgetting old runs failed: %s", exc.message)
 
     def refresh_safely(self) -> None:
         """Read the registry into the overview's rows; a failure is logged, the old rows stay."""
