@@ -39,6 +39,7 @@ from socle.core.graph import Graph
 from socle.core.loader import DURATION_RE, UNIT_SECONDS
 from socle.errors import InputError
 from socle.journal import JOURNAL, Journal
+from socle.oci.content import Descriptor
 from socle.oci.media import BASE_DIGEST, CREATED, INDEX_TYPES, REF_NAME
 from socle.oci.reference import Reference
 from socle.registry.errors import ManifestNotFound
@@ -468,14 +469,14 @@ def _attachments(
     repo: Reference,
     digest: str,
     by_suffix: Mapping[str, str],
-    resolved: Mapping[str, object],
+    resolved: Mapping[str, Descriptor | None],
 ) -> tuple[Attachment, ...]:
     found = []
     for suffix, tag in sorted(by_suffix.items()):
         head = resolved.get(tag)
-        at = getattr(head, "digest", None)
-        if at is None:
+        if head is None:
             continue
+        at = head.digest
         if suffix == "":
             found += _referrers(client, repo, digest, at)
         found.append(Attachment(KINDS[suffix], at, tag))
