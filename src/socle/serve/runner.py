@@ -1,7 +1,9 @@
 """The console's runs: one at a time, in a worker thread, with duplicate requests coalesced.
 
 Webhooks and console buttons submit requests; a request equal to (or covered
-by) one already waiting joins it instead of queueing a second cascade.
+by) one already waiting joins it instead of queueing a second cascade, and a
+build from the same trigger and user is merged into the waiting one. The run
+under way is never joined: it may have read the registry before the push.
 """
 
 from __future__ import annotations
@@ -32,13 +34,22 @@ class RunRequest:
             return False
         if self.action != "build":
             return True
-        return not self.only or other.only <= self.only
+        # An empty `only` is everything: only another everything covers it.
+        return not self.only or (bool(other.only) and other.only <= self.only)
+
+    def mergeable(self, other: RunRequest) -> bool:
+        """Whether one build can do both without misattributing it (same trigger and user)."""
+        return (
+            self.action == other.action == "build"
+            and self.trigger == other.trigger
+            and self.user == other.user
+        )
 
     def merged(self, other: RunRequest) -> RunRequest:
-        """One build request doing what both ask."""
+        """One build request doing what both ask (each reason said once)."""
         only = frozenset() if not self.only or not other.only else self.only | other.only
-        reason = "; ".join(r for r in (self.reason, other.reason) if r)
-        return replace(self, only=only, reason=reason)
+        reasons = [r for part in (self.reason, other.reason) for r in part.split("; ") if r]
+        return replace(self, only=only, reason="; ".join(dict.fromkeys(reasons)))
 
 
 Execute = Callable[[RunRequest], None]
@@ -57,22 +68,33 @@ class Runner:
         self.coalesced = 0  # requests that joined one already waiting
 
     def start(self) -> None:
-        self._thread.start()
+        with self._lock:
+            if self._thread.is_alive() or self._stopping:
+                return
+            self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the run under way (requests still waiting are dropped); idempotent."""
         with self._lock:
             self._stopping = True
+            dropped, self._pending = len(self._pending), []
             self._lock.notify_all()
-        self._thread.join(timeout)
+        if dropped:
+            log.warning("stopped with %d run request(s) not started", dropped)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def submit(self, request: RunRequest) -> bool:
         """Queue `request`; False when it joined a waiting request instead."""
         with self._lock:
+            if self._stopping:
+                log.warning("not queued, the console is stopping: %s", request.reason)
+                return False
             for index, waiting in enumerate(self._pending):
                 if waiting.covers(request):
                     self.coalesced += 1
                     return False
-                if waiting.action == request.action == "build":
+                if waiting.mergeable(request):
                     self._pending[index] = waiting.merged(request)
                     self.coalesced += 1
                     return False
