@@ -187,6 +187,9 @@ def routes(console: Console) -> list[BaseRoute]:
             return _page(console, request, 404, "Read-only console", "Nobody logs in here.")
         from authlib.integrations.base_client import OAuthError  # type: ignore[import-untyped]
 
+        refused = request.query_params.get("error")
+        if refused:  # the provider said no (access_denied...): its word, shortened
+            return _page(console, request, 400, "Login failed", f"Login failed: {refused[:80]}.")
         try:
             token = await provider.authorize_access_token(request)
         except OAuthError as exc:
