@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from socle.serve import auth
 from socle.serve.app import create_app
-from socle.serve.console import Console, TEMPLATES
+from socle.serve.console import TEMPLATES, Console
 from socle.serve.pruning import PruneRequest
 from socle.serve.runner import RunRequest
 from tests.unit.serve.test_auth import OIDC, FakeProvider, log_in, make_console, session_of
