@@ -31,12 +31,13 @@ from socle.process import run
 from socle.validate import validate
 from tests.integration.conftest import REGISTRY_BIN, LocalRegistry, free_port, require
 from tests.integration.dex import GROUP, USERS, Dex, login_form, running_dex, shows_login_error
-from tests.integration.helpers import skopeo_inspect
+from tests.integration.helpers import skopeo_inspect, socle
 from tests.integration.images import write_busybox_layout
 
 pytestmark = pytest.mark.integration
 
 CLIENT_SECRET = "dex-client-secret-7f3a9c"  # must never show in a page or a log
+KEY_PASSWORD = "console-oidc-key"  # the signing key's passphrase
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -47,6 +48,7 @@ class Console:
     log_path: Path
     db_url: str
     catalog: Path
+    upstream: str
     base_key: str
     app_key: str
     app_ref: str
@@ -64,11 +66,12 @@ def own_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegi
     reg.stop()
 
 
-def write_catalog(root: Path, upstream: str) -> Path:
+def write_catalog(root: Path, upstream: str, generation: int) -> Path:
+    """The catalog; each `generation` changes the app's build, so its rebuild is a new one."""
     image, digest = upstream.split("@")
     (root / "app").mkdir(parents=True, exist_ok=True)
     (root / "app" / "Dockerfile").write_text(
-        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo rebuilt > /rebuilt\n"
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG GENERATION\nRUN echo ${GENERATION} > /generation\n"
     )
     path = root / "catalog.yaml"
     path.write_text(
@@ -85,7 +88,7 @@ def write_catalog(root: Path, upstream: str) -> Path:
                 parents: [base]
                 default_parent: base:1
                 versions:
-                  "1": {{}}
+                  "1": {{args: {{GENERATION: "{generation}"}}}}
             """
         )
     )
@@ -104,7 +107,7 @@ def setup(
     tag = f"{own_registry.host}/upstream/busybox:1"
     run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}", f"docker://{tag}"])
     upstream = f"{own_registry.host}/upstream/busybox@{skopeo_inspect(tag)['Digest']}"
-    catalog = write_catalog(root / "catalog", upstream)
+    catalog = write_catalog(root / "catalog", upstream, 1)
     _cat, graph = validate(catalog, registry=own_registry.host)
     (base,) = [v for v in graph.variants if v.image.name == "base"]
     (app,) = [v for v in graph.variants if v.image.name == "app"]
@@ -119,20 +122,32 @@ def setup(
         env = {
             **os.environ,
             "SOCLE_REGISTRY": own_registry.host,
+            "SOCLE_PASSWORD": KEY_PASSWORD,
             "XDG_CACHE_HOME": str(root / "cache"),
             "XDG_DATA_HOME": str(root / "data"),
         }
+        made = socle("keygen", "--out", str(root / "ops"), env=env)
+        assert made.returncode == 0, made.stderr
         log_path = root / "serve.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "socle", "serve", "-c", str(catalog),
                  "--listen", f"127.0.0.1:{port}", "--db", db_url, "--builder", "buildah",
+                 "--sign-key", str(root / "ops.key"),
                  "--oidc-issuer", dex.issuer, "--oidc-client-id", dex.client_id,
                  "--oidc-client-secret-file", str(secret_file), "--oidc-group", GROUP],
                 stdout=log, stderr=log, env=env,
             )  # fmt: skip
         console = Console(
-            url, proc, log_path, db_url, catalog, base.key, app.key, f"{own_registry.host}/oidc/app"
+            url,
+            proc,
+            log_path,
+            db_url,
+            catalog,
+            upstream,
+            base.key,
+            app.key,
+            f"{own_registry.host}/oidc/app",
         )
         try:
             wait_up(console)
@@ -216,17 +231,44 @@ def test_a_writer_logs_in_through_dex_and_rebuilds(setup: tuple[Console, Dex]) -
         # the base's rebuild, and with it its child's, as the console's runner does it
         asked = http.post("/actions/rebuild", data={"key": console.base_key, "csrf": token})
         assert asked.status_code == 303 and asked.headers["location"] == "/runs"
-        run_view = wait_for_run(console, "alice")
-        assert run_view.status == "succeeded", run_view.summary
-        assert run_view.trigger == "serve"
-        built = {o.key: o.status for o in run_view.outcomes}
+        first_run = wait_for_run(console, "alice", trigger="serve")
+        assert first_run.status == "succeeded", first_run.summary
+        built = {o.key: o.status for o in first_run.outcomes}
         assert built == {console.base_key: "built", console.app_key: "built"}, built
-        digest = skopeo_inspect(f"{console.app_ref}:1-base1.36")["Digest"]
-        assert digest.startswith("sha256:")
+        first = skopeo_inspect(f"{console.app_ref}:1-base1.36")["Digest"]
+
+        # a changed build: the app's rebuild is a new generation, the first one superseded
+        write_catalog(console.catalog.parent, console.upstream, 2)
+        asked = http.post("/actions/rebuild", data={"key": console.app_key, "csrf": token})
+        assert asked.status_code == 303
+        second_run = wait_for_run(console, "alice", trigger="serve", after=first_run.id)
+        assert second_run.status == "succeeded", second_run.summary
+        assert {o.key: o.status for o in second_run.outcomes} == {
+            console.base_key: "skipped",  # current: its parent is not rebuilt
+            console.app_key: "built",
+        }
+        second = skopeo_inspect(f"{console.app_ref}:1-base1.36")["Digest"]
+        assert second != first
+        assert reads(f"{console.app_ref}@{first}"), "its signature tags still hold it"
+
+        # the prune button: keep 1 deletes the first generation (and its signature), recorded
+        bad = http.post("/actions/prune", data={"keep": "1", "older-than": "soon", "csrf": token})
+        assert bad.status_code == 400 and "invalid duration 'soon'" in bad.text
+        asked = http.post("/actions/prune", data={"keep": "1", "csrf": token})
+        assert asked.status_code == 303
+        pruned = wait_for_run(console, "alice", trigger="prune", after=second_run.id)
+        assert pruned.status == "succeeded", pruned.summary
+        assert pruned.summary.startswith("prune (keep 1): deleted "), pruned.summary
+        assert "(1 generations)" in pruned.summary
+        assert not reads(f"{console.app_ref}@{first}")
+        assert reads(f"{console.app_ref}@{second}") and reads(f"{console.app_ref}:1")
         runs = http.get("/runs")
         pages.append(runs)
         assert runs.status_code == 200
-        assert "serve (alice)" in runs.text
+        assert "serve (alice)" in runs.text and "prune (alice)" in runs.text
+        run_page = http.get(f"/runs/{pruned.id}")
+        pages.append(run_page)
+        assert f"deleted: image {first}" in run_page.text, run_page.text
 
         out = http.post("/auth/logout", data={"csrf": token})
         assert out.status_code == 303
@@ -271,13 +313,20 @@ def test_no_session_gets_401_and_a_wrong_password_no_session(setup: tuple[Consol
         assert answer.status_code == 401
 
 
-def wait_for_run(console: Console, user: str, timeout: float = 300) -> RunView:
-    """The first finished run `user` asked for, read from the console's history database."""
+def wait_for_run(
+    console: Console, user: str, *, trigger: str, after: int = 0, timeout: float = 300
+) -> RunView:
+    """The first finished run by `user` after run `after`, read from the history database."""
     deadline = time.monotonic() + timeout
     with HistoryStore.open(console.db_url, migrate=False) as store:
         while time.monotonic() < deadline:
-            for view in store.runs(limit=20):
-                if view.user == user and view.finished_at is not None:
+            for view in reversed(store.runs(limit=20)):
+                if (
+                    view.id > after
+                    and view.user == user
+                    and view.trigger == trigger
+                    and view.finished_at is not None
+                ):
                     full = store.run(view.id)
                     assert full is not None
                     return full
@@ -287,8 +336,17 @@ def wait_for_run(console: Console, user: str, timeout: float = 300) -> RunView:
     pytest.fail(f"no finished run by {user} in {timeout} s:\n{console.log()[-3000:]}")
 
 
+def reads(ref: str) -> bool:
+    done = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+        capture_output=True,
+        check=False,
+    )
+    return done.returncode == 0
+
+
 def assert_no_secret(console: Console, dex: Dex, pages: list[httpx.Response]) -> None:
-    passwords = [password for password, *_ in USERS.values()]
+    passwords = [password for password, *_ in USERS.values()] + [KEY_PASSWORD]
     texts = {f"page {p.request.method} {p.url.path}": p.text for p in pages}
     texts["serve log"] = console.log()
     for where, text in texts.items():

@@ -14,6 +14,7 @@ import hmac
 import logging
 import secrets
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -55,7 +56,11 @@ class Provider(Protocol):
 
 def make_provider(oidc: OidcSettings) -> Provider:
     """authlib's client for `oidc`: discovery from the issuer, code flow with PKCE S256."""
-    from authlib.integrations.starlette_client import OAuth  # type: ignore[import-untyped]
+    with warnings.catch_warnings():  # authlib 1.9 warns of httpx on import: not the user's issue
+        import authlib.deprecate  # type: ignore[import-untyped]  # noqa: F401  (its filter first)
+
+        warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+        from authlib.integrations.starlette_client import OAuth  # type: ignore[import-untyped]
 
     oauth = OAuth()
     client: Provider = oauth.register(
