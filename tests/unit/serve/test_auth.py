@@ -226,3 +226,15 @@ def test_groups_claim_as_a_single_string() -> None:
     assert user["groups"] == ["socle-admins"]
     named = auth.user_from_claims({"sub": "s", "preferred_username": "ana2"}, OIDC, 0.0)
     assert named["name"] == "ana2"
+
+
+def test_a_provider_that_does_not_answer_is_a_502_page(
+    client: TestClient, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def down(request: Request, redirect_uri: str) -> Response:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(provider, "authorize_redirect", down)
+    page = client.get("/auth/login")
+    assert page.status_code == 502
+    assert "did not answer" in page.text and "Traceback" not in page.text
