@@ -37,12 +37,10 @@ CYCLONEDX = "https://cyclonedx.org/bom"
 
 def page_context(request: Request, console: Console, **extra: Any) -> dict[str, Any]:
     """What base.html needs (user, csrf, version, catalog), plus `extra`."""
-    from socle.serve import auth
+    from socle.serve.auth import csrf_token, current_user
 
-    current_user = getattr(auth, "current_user", None)
-    csrf_token = getattr(auth, "csrf_token", None)
-    user = current_user(request) if current_user is not None else None
-    csrf = csrf_token(request) if csrf_token is not None and user is not None else ""
+    user = current_user(request)
+    csrf = csrf_token(request) if user is not None else ""
     return {
         "request": request,
         "user": user,

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from socle.signing.keys import PublicKey
     from socle.signing.verify import Verification
 
+# StateView.signed as /metrics reads it: "yes", "no", or None while unknown (no --key).
+SIGNED = {"verified": "yes", "unsigned": "no", "invalid": "no"}
 STATUSES = ("current", "stale", "vulnerable", "unsigned", "failed", "missing")
 SOCLE_PREFIX = "io.github.socle."
 WORKERS = 8
@@ -163,7 +165,7 @@ def build_states(
                     k: v for k, v in notes.items() if k.startswith(SOCLE_PREFIX) and k != INPUTS
                 },
                 vulnerabilities=severities_of(scan),
-                signed=signature.word,
+                signed=SIGNED.get(signature.word),
                 refreshed_at=now,
             )
         )

@@ -99,7 +99,7 @@ def test_everything_published_as_planned_is_current(plan: Plan) -> None:
     row = build_states(
         plan, annotations={}, signatures={}, latest={}, built={}, policy=None, verify=False
     )[1]
-    assert row.parent == "base:1" and row.level == 1 and row.signed == "unknown"
+    assert row.parent == "base:1" and row.level == 1 and row.signed is None
     assert row.created is not None and row.created.year == 2026
 
 
@@ -179,6 +179,10 @@ def test_with_a_verify_key_an_unverified_signature_is_unsigned(plan: Plan) -> No
     assert found["base:1"][0] == "current"
     assert found["mid:1.0-base1"] == ("unsigned", ("no signature found in either layout",))
     assert found["leaf:2-mid1.0-base1"][0] == "unsigned"
+    rows = build_states(
+        plan, annotations={}, signatures=signatures, latest={}, built={}, policy=None, verify=True
+    )
+    assert [r.signed for r in rows] == ["yes", "no", "no"]
     # Without a key, signatures never decide a status.
     assert states(plan, signatures=signatures)["mid:1.0-base1"][0] == "current"
 
