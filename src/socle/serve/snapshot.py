@@ -21,6 +21,7 @@ A variant's status is the first of these that holds:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,22 +59,34 @@ class Signature:
 
 
 class DigestCache:
-    """Results that never change for one digest (verified signatures, attestations)."""
+    """Results by digest: a verified one is kept (it cannot change for a digest), a negative
+    one (unsigned, no attestation) only for `retry` seconds, since a signer may add it later.
+    """
 
-    def __init__(self, limit: int = 4096) -> None:
+    def __init__(self, limit: int = 4096, retry: float = 60.0) -> None:
         self.limit = limit
-        self._items: dict[tuple[str, str], Any] = {}
+        self.retry = retry
+        self._items: dict[tuple[str, str], tuple[Any, float | None]] = {}
         self._lock = threading.Lock()
 
-    def get(self, kind: str, digest: str) -> Any:
+    def get(self, kind: str, digest: str) -> tuple[bool, Any]:
+        """(found, value): a negative entry past its time is not found."""
         with self._lock:
-            return self._items.get((kind, digest))
+            item = self._items.get((kind, digest))
+            if item is None:
+                return False, None
+            value, until = item
+            if until is not None and time.monotonic() > until:
+                del self._items[(kind, digest)]
+                return False, None
+            return True, value
 
-    def put(self, kind: str, digest: str, value: Any) -> None:
+    def put(self, kind: str, digest: str, value: Any, *, final: bool = True) -> None:
         with self._lock:
             if len(self._items) >= self.limit:
                 self._items.pop(next(iter(self._items)))
-            self._items[(kind, digest)] = value
+            until = None if final else time.monotonic() + self.retry
+            self._items[(kind, digest)] = (value, until)
 
     def clear(self) -> None:
         with self._lock:
@@ -277,15 +290,14 @@ def verification(client: RegistryClient, ref: Reference, key: PublicKey) -> Veri
     from socle.signing.verify import verify
 
     assert ref.digest is not None
-    cached = CACHE.get("signature", ref.digest)
-    if cached is not None:
+    found, cached = CACHE.get("signature", ref.digest)
+    if found:
         return cached  # type: ignore[no-any-return]
     try:
         result = verify(client, ref, key)
     except SocleError:
         return None
-    if result.valid:
-        CACHE.put("signature", ref.digest, result)
+    CACHE.put("signature", ref.digest, result, final=result.valid)
     return result
 
 
@@ -294,16 +306,20 @@ def attestation(
 ) -> dict[str, Any] | None:
     """The verified statement of `predicate_type` about `ref` (by digest), cached; None if none."""
     from socle.errors import SocleError
+    from socle.signing.errors import VerificationFailed
     from socle.signing.verify import verify_attestation
 
     assert ref.digest is not None
     kind = f"attestation {predicate_type}"
-    cached = CACHE.get(kind, ref.digest)
-    if cached is not None:
+    found, cached = CACHE.get(kind, ref.digest)
+    if found:
         return cached  # type: ignore[no-any-return]
     try:
         statement = verify_attestation(client, ref, key, predicate_type=predicate_type)
-    except SocleError:
+    except VerificationFailed:  # none there, or not verifying: ask again later
+        CACHE.put(kind, ref.digest, None, final=False)
+        return None
+    except SocleError:  # the registry failed: nothing learnt
         return None
     CACHE.put(kind, ref.digest, statement)
     return statement

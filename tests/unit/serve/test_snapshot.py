@@ -205,3 +205,22 @@ def test_rows_carry_base_tags_and_socle_annotations(plan: Plan) -> None:
     assert dict(mid.annotations) == {"io.github.socle.fingerprint": "sha256:abc"}
     assert mid.tags[0] == "1.0-base1"
     assert mid.created is not None and mid.created.month == 2
+
+
+def test_the_digest_cache_keeps_verified_results_and_retries_negative_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from socle.serve import snapshot
+
+    clock = [100.0]
+    monkeypatch.setattr(snapshot.time, "monotonic", lambda: clock[0])
+    cache = snapshot.DigestCache(limit=2, retry=60)
+    cache.put("signature", "sha256:a", "verified")
+    cache.put("sbom", "sha256:a", None, final=False)
+    assert cache.get("sbom", "sha256:a") == (True, None)
+    clock[0] += 61
+    assert cache.get("sbom", "sha256:a") == (False, None)  # asked again after a minute
+    assert cache.get("signature", "sha256:a") == (True, "verified")
+    cache.put("signature", "sha256:b", "b")
+    cache.put("signature", "sha256:c", "c")  # beyond the limit: the oldest goes
+    assert cache.get("signature", "sha256:a") == (False, None)
