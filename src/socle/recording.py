@@ -92,6 +92,7 @@ def recorded(
     plan: Plan,
     selected: set[str] | None = None,
     user: str | None = None,
+    reason: str = "",
 ) -> Iterator[Recording]:
     """Record one run around the block; set `recording.outcomes` before it ends.
 
@@ -108,6 +109,7 @@ def recorded(
             reasons=reasons,
             planned=len(reasons),
             user=user,
+            reason=reason,
         )
     recording = Recording(recorder)
     try:

@@ -31,6 +31,7 @@ class Run(Base):
     # running, succeeded, failed, interrupted (a run whose process died stays running: see `stale`)
     status: Mapped[str] = mapped_column(String(16), index=True)
     summary: Mapped[str] = mapped_column(Text, default="")  # one line: what it did
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")  # why it was started
     reasons: Mapped[list[Any]] = mapped_column(default=list)  # [{"key":..., "reasons":[...]}]
     planned: Mapped[int] = mapped_column(Integer, default=0)
     user: Mapped[str | None] = mapped_column(String(255))  # the console user who asked, if any

@@ -75,6 +75,7 @@ class RunView:
     planned: int
     user: str | None
     reasons: tuple[Mapping[str, Any], ...] = ()
+    reason: str = ""  # why it was started ("push of my/debian:12", "rebuild asked by ana")
     outcomes: tuple[OutcomeView, ...] = ()
 
     @property
@@ -199,6 +200,7 @@ class HistoryStore:
         reasons: Sequence[Mapping[str, Any]] = (),
         planned: int = 0,
         user: str | None = None,
+        reason: str = "",
     ) -> RunRecorder:
         """Record a run as started; the recorder takes its events and its end."""
         with self.session() as session:
@@ -213,6 +215,7 @@ class HistoryStore:
                 reasons=[dict(r) for r in reasons],
                 planned=planned,
                 user=user,
+                reason=reason,
                 pid=os.getpid(),
             )
             session.add(run)
@@ -528,6 +531,7 @@ def _run_view(run: Run, *, outcomes: bool) -> RunView:
         planned=run.planned,
         user=run.user,
         reasons=tuple(run.reasons or ()),
+        reason=run.reason or "",
         outcomes=tuple(_outcome_view(o, finished or started) for o in run.outcomes)
         if outcomes
         else (),

@@ -53,7 +53,8 @@ def routes(console: Console) -> list[BaseRoute]:
                 trigger="serve",
                 only=frozenset({key}),
                 user=user.name,
-                reason=f"rebuild asked by {user.name}",
+                reason=f"rebuild asked by {user.name} in the console",
+                force=True,
             ),
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from socle.core.plan import Reason
 from socle.job import BuildJob, JobSettings
 from socle.recording import recorded
 from socle.registry.state import RegistryState
@@ -28,7 +29,8 @@ def execute(console: Console, request: RunRequest) -> None:
     with RegistryState.from_config() as state:
         job = BuildJob(catalog, graph, state, job_settings, signing_key=console.signing_key)
         with job.lock:
-            plan = job.plan()
+            asked = [Reason("asked", request.reason or "rebuild asked in the console")]
+            plan = job.plan(extra=dict.fromkeys(request.only, asked) if request.force else None)
             with recorded(
                 console.store,
                 trigger=request.trigger if request.action == "build" else request.action,
@@ -37,6 +39,7 @@ def execute(console: Console, request: RunRequest) -> None:
                 plan=plan,
                 selected=job.selected,
                 user=request.user,
+                reason=request.reason,
             ) as recording:
                 if request.action == "promote":
                     job.promote(plan, recording)

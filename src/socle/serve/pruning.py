@@ -31,6 +31,9 @@ class PruneRequest(RunRequest):
     keep: int = 3
     older_than: Duration | None = None
 
+    def policy(self) -> tuple[object, ...]:
+        return (self.keep, self.older_than)
+
 
 def open_client() -> RegistryClient:
     """The registry client prune deletes with (unit tests may replace it)."""
@@ -53,6 +56,7 @@ def prune(console: Console, request: RunRequest) -> None:
         registry=catalog.registry,
         reasons=[{"key": "", "reasons": [request.reason or "prune"]}],
         user=request.user,
+        reason=request.reason,
     )
     words = f"keep {keep}" + (f", older than {older_than.text}" if older_than else "")
     recorder.record("pruning", None, f"prune: {words}")

@@ -27,13 +27,22 @@ class RunRequest:
     only: frozenset[str] = frozenset()
     user: str | None = None
     reason: str = ""  # why, in words: "push of my/debian:12", "rebuild asked by ana"
+    force: bool = False  # rebuild `only` even when current (a person pressed Rebuild)
+
+    def policy(self) -> tuple[object, ...]:
+        """What else decides the run's effect (a prune's keep and older-than)."""
+        return ()
 
     def covers(self, other: RunRequest) -> bool:
         """Whether running this request does all `other` asks (so `other` need not queue)."""
         if self.action != other.action:
             return False
+        if self.action == "prune":
+            return self.policy() == other.policy()  # another keep or older-than: another prune
         if self.action != "build":
             return True
+        if other.force and not self.force:
+            return False
         # An empty `only` is everything: only another everything covers it.
         return not self.only or (bool(other.only) and other.only <= self.only)
 
@@ -43,6 +52,7 @@ class RunRequest:
             self.action == other.action == "build"
             and self.trigger == other.trigger
             and self.user == other.user
+            and self.force == other.force
         )
 
     def merged(self, other: RunRequest) -> RunRequest:

@@ -109,3 +109,28 @@ def test_old_runs_are_forgotten_beyond_the_limit(tmp_path: Path) -> None:
         assert store.prune_runs(2) == 3
         assert [r.id for r in store.runs()] == [5, 4]
         assert store.events(1) == []
+
+
+def test_a_database_at_the_first_revision_is_migrated_forward_keeping_its_runs(
+    tmp_path: Path,
+) -> None:
+    from alembic import command
+
+    from socle.history.migrate import alembic_config
+
+    url = url_in(tmp_path)
+    engine = create_engine(url)
+    command.upgrade(alembic_config(engine), "0001")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "insert into runs (started_at, trigger, catalog, registry, status, summary,"
+                " reasons, planned) values ('2026-11-30 10:00:00', 'cli', 'c', 'r',"
+                " 'succeeded', 'old run', '[]', 0)"
+            )
+        )
+    with HistoryStore.open(url) as store:
+        (old,) = store.runs()
+        assert old.summary == "old run" and old.reason == ""
+        recorder = store.start_run(trigger="webhook", catalog="c", registry="r", reason="push")
+        assert store.run(recorder.run_id).reason == "push"  # type: ignore[union-attr]

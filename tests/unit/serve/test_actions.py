@@ -118,7 +118,8 @@ def test_a_writers_rebuild_queues_a_request(
             trigger="serve",
             only=frozenset({"debian:9.5"}),
             user="ana",
-            reason="rebuild asked by ana",
+            reason="rebuild asked by ana in the console",
+            force=True,
         )
     ]
 

@@ -12,9 +12,13 @@ from socle.serve.runner import Runner, RunRequest
 
 
 def build(
-    *keys: str, reason: str = "", trigger: str = "webhook", user: str | None = None
+    *keys: str,
+    reason: str = "",
+    trigger: str = "webhook",
+    user: str | None = None,
+    force: bool = False,
 ) -> RunRequest:
-    return RunRequest("build", trigger, frozenset(keys), user, reason)
+    return RunRequest("build", trigger, frozenset(keys), user, reason, force)
 
 
 class Gate:
@@ -45,6 +49,8 @@ def test_a_request_covers_what_it_builds_too() -> None:
     assert not build("a:1").covers(build())
     assert not build().covers(RunRequest("prune"))
     assert RunRequest("prune").covers(RunRequest("prune", user="ana"))
+    assert not build("a:1").covers(build("a:1", force=True))  # a forced rebuild is more
+    assert build("a:1", force=True).covers(build("a:1"))
 
 
 def test_merging_builds_unites_their_variants_and_says_each_reason_once() -> None:
