@@ -64,7 +64,8 @@ def create_app(console: Console, *, start: bool = True) -> Starlette:
             secret_key=secret,
             session_cookie="socle_session",
             same_site="lax",
-            https_only=console.settings.base_url.startswith("https:"),
+            # --public means behind a TLS proxy: the cookie then travels over HTTPS only.
+            https_only=console.settings.public,
             max_age=8 * 3600,
         ),
     ]
