@@ -52,6 +52,7 @@ class Outcome:
     status: Status
     digest: str | None = None
     seconds: float = 0.0
+    build_seconds: float = 0.0  # the builder's (or bootstrap's, or copy's) own time, no gates
     error: str | None = None
     tags_moved: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what each gate found
@@ -238,6 +239,10 @@ class Executor:
             else:
                 assert parent_digest is not None
                 layout = self._build(variant, folder, annotations, parent_digest, local)
+            built_in = outcomes[variant.key].build_seconds = time.monotonic() - started
+            self.observer(
+                Event(Status.BUILDING, variant.key, f"built in {built_in:.1f} s", seconds=built_in)
+            )
             built = variant.image.kind is Kind.BUILD
             subject = Subject(
                 variant, layout, local, self._loader(layout, local, built=built), annotations
