@@ -28,12 +28,15 @@ from socle.imagetests import ImageTest, effective_tests, run_tests, to_junit_xml
 from socle.oci.layout import read_image_layout
 from socle.oci.media import BASE_DIGEST, BASE_NAME
 from socle.oci.reference import Reference
-from socle.sbom import Inventory, inventory
+from socle.sbom import Inventory
 from socle.sbom.bom import to_cyclonedx
+from socle.sbom.cache import LayerCache
+from socle.sbom.contents import read as read_inventory
 from socle.scan import ScanReport, ScanTarget
 from socle.scan.interface import Scanner
 from socle.signing import provenance_statement
 from socle.signing.interface import Signer
+from socle.stack import StackPaths
 
 CYCLONEDX = "https://cyclonedx.org/bom"
 
@@ -118,15 +121,25 @@ class TestGate:
 
 
 class SbomGate:
-    """Inventories the image's packages from its layers (dpkg, jars, Python) without running it."""
+    """Inventories the image's packages from its layers (dpkg, jars, Python) without running it.
+
+    What each layer contributes is cached by the layer's digest (by default in
+    socle's data folder), so an image reads only the layers its parent lacks.
+    """
 
     name = "sbom"
 
+    def __init__(self, cache: LayerCache | None = None) -> None:
+        self.cache = cache if cache is not None else LayerCache.under(StackPaths.default().root)
+
     def check(self, subject: Subject) -> dict[str, str]:
-        subject.inventory = inventory(subject.layout)
+        reading = read_inventory(subject.layout, self.cache)
+        subject.inventory = reading.inventory
         count = len(subject.inventory.packages)
-        subject.notes.append(f"sbom: {count} packages")
+        cached = f"{reading.cached} of {reading.layers} layers cached"
+        subject.notes.append(f"sbom: {count} packages ({cached})")
         subject.details["packages"] = count
+        subject.details["sbom_layers"] = {"layers": reading.layers, "cached": reading.cached}
         return {SBOM: f"{count} packages (CycloneDX attached as an attestation when signed)"}
 
 

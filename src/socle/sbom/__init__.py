@@ -8,22 +8,27 @@ modules on first use, so importing the value types stays cheap for the core.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from socle.sbom.model import Distro, Ecosystem, Inventory, Package
+
+if TYPE_CHECKING:
+    from socle.sbom.cache import LayerCache
 
 __all__ = ["Distro", "Ecosystem", "Inventory", "Package", "inventory", "to_cyclonedx"]
 
 
-def inventory(layout_dir: Path) -> Inventory:
+def inventory(layout_dir: Path, cache: LayerCache | None = None) -> Inventory:
     """Inventory the image of the OCI layout at `layout_dir` without running it.
 
     Reads the dpkg database (and distroless `status.d/`), copyright files,
     os-release, jar manifests and Python `*.dist-info/METADATA` from the layers,
-    applying whiteouts, without extracting anything to disk.
+    applying whiteouts, without extracting anything to disk. With `cache`, a
+    layer read before (by its digest, by any image) is not read again.
     """
     from socle.sbom.contents import inventory as read_inventory
 
-    return read_inventory(layout_dir)
+    return read_inventory(layout_dir, cache)
 
 
 def to_cyclonedx(inventory: Inventory, image_ref: str, digest: str) -> str:

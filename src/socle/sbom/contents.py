@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import importlib.metadata
 import json
 import posixpath
 import re
@@ -11,7 +15,8 @@ from pathlib import Path
 
 from socle.oci.layout import read_image_layout
 from socle.sbom import debian, jars, pypi
-from socle.sbom.layers import Found, Node, TooLarge, lookup, read_files
+from socle.sbom.cache import LayerCache
+from socle.sbom.layers import Found, LayerChange, Node, TooLarge, lookup, read_layer
 from socle.sbom.model import Distro, Ecosystem, Inventory, Package
 
 DPKG_STATUS = "var/lib/dpkg/status"
@@ -60,6 +65,74 @@ class ImageProbe:
         """Links that lookups follow: os-release and package doc folders."""
         return path in OS_RELEASE or bool(_DOC_FOLDER.match(path) or _COPYRIGHT.match(path))
 
+    @property
+    def version(self) -> str:
+        """A hash of the code that decides what is kept and how it is parsed."""
+        return _parsers_version()
+
+    def encode(self, value: object) -> object:
+        """A parsed value as JSON, for the layer cache."""
+        if isinstance(value, debian.DpkgDatabase):
+            return {"dpkg": [list(_record_fields(r)) for r in value.records]}
+        if isinstance(value, debian.OsRelease):
+            return {"os-release": dict(value.fields)}
+        if isinstance(value, debian.Copyright):
+            return {"copyright": list(value.licences)}
+        if isinstance(value, jars.JavaArchive):
+            return {"jar": [value.name, value.version, value.group, list(value.licences)]}
+        if isinstance(value, pypi.PythonDist):
+            return {"python": [value.name, value.version, list(value.licences)]}
+        if isinstance(value, Unreadable):
+            return {"unreadable": True}
+        raise TypeError(f"no JSON form for {value!r}")
+
+    def decode(self, doc: object) -> object:
+        """The value :meth:`encode` turned into `doc`."""
+        if not isinstance(doc, dict) or len(doc) != 1:
+            raise ValueError("a parsed value is an object with one key")
+        [(kind, data)] = doc.items()
+        if kind == "dpkg":
+            return debian.DpkgDatabase(tuple(debian.DpkgRecord(*map(str, r)) for r in data))
+        if kind == "os-release":
+            return debian.OsRelease({str(k): str(v) for k, v in dict(data).items()})
+        if kind == "copyright":
+            return debian.Copyright(_strings(data))
+        if kind == "jar":
+            name, version, group, licences = data
+            group = None if group is None else str(group)
+            return jars.JavaArchive(str(name), str(version), group, _strings(licences))
+        if kind == "python":
+            name, version, licences = data
+            return pypi.PythonDist(str(name), str(version), _strings(licences))
+        if kind == "unreadable":
+            return Unreadable()
+        raise ValueError(f"unknown parsed value {kind!r}")
+
+
+def _record_fields(record: debian.DpkgRecord) -> tuple[str, ...]:
+    return (record.name, record.version, record.arch, record.source_name, record.source_version)
+
+
+def _strings(items: object) -> tuple[str, ...]:
+    if not isinstance(items, list):
+        raise ValueError("expected a list of strings")
+    return tuple(str(item) for item in items)
+
+
+_PARSERS = ("layers.py", "contents.py", "debian.py", "jars.py", "pypi.py", "cache.py")
+
+
+@functools.cache
+def _parsers_version() -> str:
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _PARSERS:
+        digest.update((here / name).read_bytes())
+    # python-debian parses the dpkg database and the copyright files
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        digest.update(importlib.metadata.version("python-debian").encode())
+    return "p" + digest.hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class Unreadable:
@@ -75,15 +148,41 @@ def _is_status_d(path: str) -> bool:
     )
 
 
-def inventory(layout_dir: Path) -> Inventory:
+@dataclass(frozen=True)
+class Reading:
+    """An inventory, with how many of the image's layers were read and how many came cached."""
+
+    inventory: Inventory
+    layers: int
+    cached: int
+
+
+def inventory(layout_dir: Path, cache: LayerCache | None = None) -> Inventory:
     """Inventory the image of the OCI layout at `layout_dir` without running it."""
+    return read(layout_dir, cache).inventory
+
+
+def read(layout_dir: Path, cache: LayerCache | None = None) -> Reading:
+    """Inventory the image at `layout_dir`, taking the layers `cache` has from it."""
     image = read_image_layout(layout_dir)
     manifest = image.manifest.json()
-    layers = [image.blob_path(str(layer["digest"])) for layer in manifest.get("layers") or []]
-    files = read_files(layers, ImageProbe())
+    digests = [str(layer["digest"]) for layer in manifest.get("layers") or []]
+    probe = ImageProbe()
+    files: dict[str, Node] = {}
+    cached = 0
+    for digest in digests:
+        blob = image.blob_path(digest)
+        change: LayerChange
+        if cache is None:
+            change, hit = read_layer(blob, probe), False
+        else:
+            change, hit = cache.read_layer(blob, digest, probe)
+        cached += hit
+        change.apply(files)
     config = _json(image.blob_path(str(manifest.get("config", {}).get("digest", ""))))
     architecture = config.get("architecture")
-    return assemble(files, architecture=architecture if isinstance(architecture, str) else None)
+    found = assemble(files, architecture=architecture if isinstance(architecture, str) else None)
+    return Reading(found, len(digests), cached)
 
 
 def _json(path: Path) -> dict[str, object]:

@@ -65,25 +65,65 @@ class Probe(Protocol):
         ...
 
 
-@dataclass
-class _LayerChange:
-    """What one layer does to the files below it."""
+@dataclass(frozen=True)
+class Deferred:
+    """A hard link whose target the layer itself did not provide: resolved when applied.
 
-    added: dict[str, Node] = field(default_factory=dict)
+    `candidates` are tried in order, each a path in the files below or a node
+    the layer already had; the first one present wins, and with none the link
+    adds nothing (what reading the layer against those files gives).
+    """
+
+    candidates: tuple[str | Node, ...]
+
+
+Entry = Node | Deferred
+
+
+@dataclass
+class LayerChange:
+    """What one layer does to the files below it, read without looking at them.
+
+    It depends only on the layer's bytes (and the probe), so it can be cached by
+    the layer's digest; :meth:`apply` does the part that depends on the files
+    below: a folder entry replaces a lower file, a non-folder entry replaces a
+    lower folder with all its content, a hard link takes its target's node.
+    """
+
+    added: dict[str, Entry] = field(default_factory=dict)
     hidden: set[str] = field(default_factory=set)  # the path and everything under it
     emptied: set[str] = field(default_factory=set)  # everything under the folder
-    replaced: set[str] = field(default_factory=set)  # the path itself only
+    folders: set[str] = field(default_factory=set)  # every folder entry of the layer
+    others: set[str] = field(default_factory=set)  # every non-folder entry of the layer
 
     def apply(self, files: dict[str, Node]) -> None:
-        if self.hidden or self.emptied or self.replaced:
-            for path in [p for p in files if self._removes(p)]:
+        """Turn `files` (the files below) into the files this layer leaves."""
+        added = {
+            path: node for path, entry in self.added.items() if (node := _settle(entry, files))
+        }
+        below_folders = {parent for path in files for parent in ancestors(path)}
+        hidden = self.hidden | (self.others & below_folders)
+        replaced = {path for path in self.folders if path in files}
+        if hidden or self.emptied or replaced:
+            for path in [p for p in files if _removes(p, hidden, self.emptied, replaced)]:
                 del files[path]
-        files.update(self.added)
+        files.update(added)
 
-    def _removes(self, path: str) -> bool:
-        if path in self.hidden or path in self.replaced:
-            return True
-        return any(parent in self.hidden or parent in self.emptied for parent in ancestors(path))
+
+def _settle(entry: Entry, below: dict[str, Node]) -> Node | None:
+    if not isinstance(entry, Deferred):
+        return entry
+    for candidate in entry.candidates:
+        node = below.get(candidate) if isinstance(candidate, str) else candidate
+        if node is not None:
+            return node
+    return None
+
+
+def _removes(path: str, hidden: set[str], emptied: set[str], replaced: set[str]) -> bool:
+    if path in hidden or path in replaced:
+        return True
+    return any(parent in hidden or parent in emptied for parent in ancestors(path))
 
 
 def normalize(name: str) -> str:
@@ -103,32 +143,25 @@ def read_files(layers: Iterable[Path], probe: Probe) -> dict[str, Node]:
     """The files `probe` wants, as the image's final filesystem has them."""
     files: dict[str, Node] = {}
     for layer in layers:
-        _read_layer(layer, probe, files).apply(files)
+        read_layer(layer, probe).apply(files)
     return files
 
 
-def _read_layer(layer: Path, probe: Probe, below: dict[str, Node]) -> _LayerChange:
-    folders = {parent for path in below for parent in ancestors(path)}
-    change = _LayerChange()
+def read_layer(layer: Path, probe: Probe) -> LayerChange:
+    """What the layer blob at `layer` changes, as far as `probe` cares."""
+    change = LayerChange()
     with layer.open("rb") as raw:
         _refuse_zstd(raw, layer)
         try:
             with tarfile.open(fileobj=raw, mode="r|*") as tar:
                 for member in tar:
-                    _note(member, tar, probe, change, below, folders)
+                    _note(member, tar, probe, change)
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise InputError(f"cannot read the layer {layer.name}: {exc}") from None
     return change
 
 
-def _note(
-    member: tarfile.TarInfo,
-    tar: tarfile.TarFile,
-    probe: Probe,
-    change: _LayerChange,
-    below: dict[str, Node],
-    folders: set[str],
-) -> None:
+def _note(member: tarfile.TarInfo, tar: tarfile.TarFile, probe: Probe, change: LayerChange) -> None:
     path = normalize(member.name)
     if not path:
         return
@@ -140,29 +173,31 @@ def _note(
         change.hidden.add(posixpath.join(parent, base[len(WHITEOUT) :]))
         return
     if member.isdir():
-        if path in below:
-            change.replaced.add(path)
+        change.folders.add(path)
         return
-    if path in folders:
-        change.hidden.add(path)
-    node = _node(member, path, tar, probe, change, below)
-    if node is not None:
-        change.added[path] = node
+    change.others.add(path)
+    entry = _entry(member, path, tar, probe, change)
+    if entry is None:
+        return
+    earlier = change.added.get(path)
+    if isinstance(entry, Deferred) and earlier is not None:
+        # a link that finds nothing leaves the layer's earlier entry at this path
+        entry = Deferred(entry.candidates + _candidates(earlier))
+    change.added[path] = entry
 
 
-def _node(
-    member: tarfile.TarInfo,
-    path: str,
-    tar: tarfile.TarFile,
-    probe: Probe,
-    change: _LayerChange,
-    below: dict[str, Node],
-) -> Node | None:
+def _entry(
+    member: tarfile.TarInfo, path: str, tar: tarfile.TarFile, probe: Probe, change: LayerChange
+) -> Entry | None:
     if member.issym():
         return Link(member.linkname) if probe.keeps_link(path) else None
     if member.islnk():
         target = normalize(member.linkname)
-        return change.added.get(target) or below.get(target)
+        same_layer = change.added.get(target)
+        if isinstance(same_layer, Found | Link):
+            return same_layer
+        # the target is in a lower layer (or the layer's copy is settled with the lower files)
+        return Deferred((*(_candidates(same_layer) if same_layer else ()), target))
     limit = probe.limit(path)
     if not member.isfile() or limit is None:
         return None
@@ -173,6 +208,10 @@ def _node(
         return None
     value = probe.parse(path, stream.read())
     return None if value is None else Found(value)
+
+
+def _candidates(entry: Entry) -> tuple[str | Node, ...]:
+    return entry.candidates if isinstance(entry, Deferred) else (entry,)
 
 
 def _refuse_zstd(raw: IO[bytes], layer: Path) -> None:
