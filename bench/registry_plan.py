@@ -6,9 +6,18 @@ Starts its own docker-registry on a free loopback port (socle's stack code),
 publishes every variant of a generated catalog with socle's records, then:
 - times `socle plan` (cold manifest cache, then warm) against a sequential
   `skopeo inspect` loop over the same exact references, in the same run;
+- measures the registry's own limit in the same run: the HEAD limit with
+  `ab -i -k -c 4 -n 1000` (keep-alive HEADs; ab takes one URL, so one
+  representative exact-tag URL is repeated), and as a cross-check the GET
+  limit over all 1,000 distinct manifest paths with `wrk` (4 keep-alive
+  connections, a Lua script cycling over the paths; wrk cannot HEAD: it waits
+  for the body the Content-Length announces); socle's plan is printed as a
+  multiple of the HEAD limit;
 - promotes alias tags with socle's client and counts, in the registry's access
   log, the blob requests the promotion caused (the target is zero).
-Targets (issue 3): plan under 2 s and at least 20x faster than the skopeo loop.
+Targets: plan under 2 s and at least 20x faster than the skopeo loop (issue 3);
+plan <= 1.25x the HEAD limit warm and <= 1.5x cold (issue 14).
+Needs wrk and ab (Debian packages wrk and apache2-utils) beside skopeo.
 """
 
 from __future__ import annotations
@@ -28,11 +37,26 @@ from socle.core.state import FINGERPRINT, INPUTS, MemoryState
 from socle.oci.media import BASE_DIGEST
 from socle.oci.reference import Reference
 from socle.planning import plan_with_state
+from socle.registry.client import ACCEPT_MANIFESTS as ACCEPT
 from socle.registry.client import RegistryClient
 from socle.registry.state import RegistryState
 from socle.validate import validate
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+LIMIT_CONNECTIONS = 4
+WRK_SCRIPT = """\
+paths = {%s}
+accept = "%s"
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1], {Accept = accept})
+end
+done = function(summary, latency, requests)
+  io.write(string.format("socle-bench %%d %%d %%d\\n", summary.requests, summary.duration,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
+end
+"""
 
 
 def free_port() -> int:
@@ -102,6 +126,48 @@ def publish(client: RegistryClient, catalog_path: Path, registry: str) -> list[s
     return refs
 
 
+def manifest_paths(refs: list[str]) -> list[str]:
+    paths = []
+    for ref in refs:
+        reference = Reference.parse(ref)
+        paths.append(f"/v2/{reference.repository}/manifests/{reference.tag}")
+    return paths
+
+
+def wrk_limit(root: Path, addr: str, paths: list[str], seconds: int = 3) -> float:
+    """Seconds per len(paths) keep-alive GETs at wrk's steady rate, cycling over the paths."""
+    listed = ", ".join(json.dumps(p) for p in paths)
+    script = root / "heads.lua"
+    script.write_text(WRK_SCRIPT % (listed, ACCEPT))
+    done = subprocess.run(
+        ["wrk", "-t", "2", "-c", str(LIMIT_CONNECTIONS), "-d", f"{seconds}s", "-s", str(script)]
+        + [f"http://{addr}/"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    line = next(x for x in done.stdout.splitlines() if x.startswith("socle-bench "))
+    requests, micros, errors = (int(x) for x in line.split()[1:])
+    assert errors == 0 and requests > len(paths), done.stdout
+    return len(paths) * micros / 1e6 / requests
+
+
+def ab_limit(addr: str, path: str, count: int) -> float:
+    """Seconds `ab -i -k -c 4 -n count` (keep-alive HEADs) takes over one URL repeated."""
+    done = subprocess.run(
+        ["ab", "-q", "-i", "-k", "-c", str(LIMIT_CONNECTIONS), "-n", str(count)]
+        + ["-H", f"Accept: {ACCEPT}", f"http://{addr}{path}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    failed = re.search(r"Non-2xx responses:\s+(\d+)", done.stdout)
+    assert failed is None, done.stdout
+    match = re.search(r"Time taken for tests:\s+([\d.]+) seconds", done.stdout)
+    assert match is not None, done.stdout
+    return float(match.group(1))
+
+
 def blob_requests(log: Path) -> int:
     text = log.read_text(errors="replace")
     return len(re.findall(r'"(?:POST|PUT|PATCH) /v2/[^ ]*/blobs/', text))
@@ -154,6 +220,17 @@ def run(root: Path, addr: str, log: Path, variants: int, aliases: int) -> None:
     )
     print(f"ratio (skopeo / socle warm): {skopeo / timings[1]:6.1f}x   (target >= 20x, plan < 2 s)")
     print(f"ratio (skopeo / socle cold): {skopeo / timings[0]:6.1f}x")
+
+    paths = manifest_paths(refs)
+    ab = ab_limit(addr, paths[len(paths) // 2], len(paths))
+    wrk = wrk_limit(root, addr, paths)
+    print(f"HEAD limit, ab -i -k -c 4:   {ab:6.2f} s  ({len(paths)} HEADs of one exact-tag URL)")
+    print(
+        f"GET limit, wrk -c 4:         {wrk:6.2f} s  (per {len(paths)} GETs cycling over the "
+        "distinct paths, steady rate over 3 s)"
+    )
+    print(f"ratio (socle warm / HEAD limit): {timings[1] / ab:5.2f}x   (target <= 1.25x)")
+    print(f"ratio (socle cold / HEAD limit): {timings[0] / ab:5.2f}x   (target <= 1.5x)")
 
     before = blob_requests(log)
     with RegistryClient.from_config() as client:
