@@ -1,8 +1,12 @@
 """Layer changes cached by the layer's digest, so a child image reads only its own layers.
 
-A layer blob is content-addressed: what it changes (its entries of interest,
+A layer is content-addressed: what it changes (its entries of interest,
 whiteouts and parsed files, see :class:`~socle.sbom.layers.LayerChange`)
-never changes for a digest, so an entry is never stale. It depends on the
+never changes for a digest, so an entry is never stale. The key is the
+layer's diff_id (the digest of its uncompressed tar, which survives the
+recompression a builder applies to a parent's layers) when the config names
+one, checked against the content before an entry is written; else the blob's
+digest. It depends on the
 parsers, though: the key carries the probe's version (a hash of their code),
 so a new socle reads its layers again. Entries are written atomically; an
 unreadable entry is read from the layer again, and a cache that cannot be
@@ -19,7 +23,17 @@ from pathlib import Path
 from typing import Protocol
 
 from socle import atomic
-from socle.sbom.layers import Deferred, Entry, Found, LayerChange, Link, Node, Probe, TooLarge
+from socle.sbom.layers import (
+    Deferred,
+    Entry,
+    Found,
+    LayerChange,
+    Link,
+    Node,
+    Probe,
+    TooLarge,
+    read_layer_content,
+)
 from socle.sbom.layers import read_layer as read_blob
 
 FORMAT = 1
@@ -62,18 +76,32 @@ class LayerCache:
             return None
         return self.root / probe.version / match["algo"] / f"{match['hex']}.json"
 
-    def read_layer(self, blob: Path, digest: str, probe: CachingProbe) -> tuple[LayerChange, bool]:
-        """The change of the layer blob `blob` (digest `digest`); True when it came cached."""
-        path = self.path(digest, probe)
-        if path is not None:
-            cached = self._load(path, digest, probe)
-            if cached is not None:
-                return cached, True
-        change = read_blob(blob, probe)
-        if path is not None:
-            # a read-only or full disk makes the next run slower, not wrong
-            with contextlib.suppress(OSError):
-                atomic.write_text(path, json.dumps(dump(change, digest, probe)))
+    def read_layer(
+        self, blob: Path, digest: str, probe: CachingProbe, *, diff_id: str | None = None
+    ) -> tuple[LayerChange, bool]:
+        """The change of the layer blob `blob`; True when it came from the cache.
+
+        With the `diff_id` the image's config names for the layer, the entry is
+        kept under it, so the same content compressed again (as a builder does
+        with a parent's layers) is found too; it is written only when the
+        content read hashes to it.
+        """
+        key = diff_id if diff_id and _DIGEST.match(diff_id) else digest
+        path = self.path(key, probe)
+        if path is None:
+            return read_blob(blob, probe), False
+        cached = self._load(path, key, probe)
+        if cached is not None:
+            return cached, True
+        if key == digest:
+            change = read_blob(blob, probe)
+        else:
+            change, content = read_layer_content(blob, probe)
+            if content != key:
+                return change, False  # not the content the config names: nothing to share
+        # a read-only or full disk makes the next run slower, not wrong
+        with contextlib.suppress(OSError):
+            atomic.write_text(path, json.dumps(dump(change, key, probe)))
         return change, False
 
     def _load(self, path: Path, digest: str, probe: CachingProbe) -> LayerChange | None:

@@ -167,16 +167,19 @@ def read(layout_dir: Path, cache: LayerCache | None = None) -> Reading:
     image = read_image_layout(layout_dir)
     manifest = image.manifest.json()
     digests = [str(layer["digest"]) for layer in manifest.get("layers") or []]
+    diff_ids = [str(d) for d in image.diff_ids]
+    if len(diff_ids) != len(digests):
+        diff_ids = [""] * len(digests)  # an odd config: key the cache by the blobs alone
     probe = ImageProbe()
     files: dict[str, Node] = {}
     cached = 0
-    for digest in digests:
+    for digest, diff_id in zip(digests, diff_ids, strict=True):
         blob = image.blob_path(digest)
         change: LayerChange
         if cache is None:
             change, hit = read_layer(blob, probe), False
         else:
-            change, hit = cache.read_layer(blob, digest, probe)
+            change, hit = cache.read_layer(blob, digest, probe, diff_id=diff_id or None)
         cached += hit
         change.apply(files)
     config = _json(image.blob_path(str(manifest.get("config", {}).get("digest", ""))))

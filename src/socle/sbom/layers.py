@@ -9,9 +9,12 @@ folder with all its content.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import posixpath
 import tarfile
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -22,6 +25,7 @@ WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 MAX_LINK_HOPS = 8
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,60 @@ def read_layer(layer: Path, probe: Probe) -> LayerChange:
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise InputError(f"cannot read the layer {layer.name}: {exc}") from None
     return change
+
+
+def read_layer_content(layer: Path, probe: Probe) -> tuple[LayerChange, str]:
+    """:func:`read_layer`, and the digest of the uncompressed tar it read (its diff_id)."""
+    change = LayerChange()
+    with layer.open("rb") as raw:
+        _refuse_zstd(raw, layer)
+        try:
+            gzipped = raw.read(2) == GZIP_MAGIC
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw) if gzipped else nullcontext(raw) as plain:
+                stream = _Hashing(plain)
+                with tarfile.open(fileobj=stream, mode="r|*") as tar:
+                    for member in tar:
+                        _note(member, tar, probe, change)
+                stream.drain()  # the end-of-archive padding counts too
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise InputError(f"cannot read the layer {layer.name}: {exc}") from None
+    return change, f"sha256:{stream.digest.hexdigest()}"
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Hashing:
+    """A stream read front to back (as `tarfile`'s stream mode does), hashing what it gives."""
+
+    def __init__(self, stream: _Readable) -> None:
+        self.stream = stream
+        self.digest = hashlib.sha256()
+        self.position = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.stream.read(size)
+        self.digest.update(data)
+        self.position += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    def tell(self) -> int:
+        return self.position
+
+    def write(self, data: bytes, /) -> int:
+        raise OSError("read-only")
+
+    def seek(self, position: int, /) -> int:
+        raise OSError("not seekable")
+
+    def close(self) -> None:
+        pass
 
 
 def _note(member: tarfile.TarInfo, tar: tarfile.TarFile, probe: Probe, change: LayerChange) -> None:

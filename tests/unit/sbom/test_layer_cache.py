@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -244,3 +246,70 @@ def test_the_sbom_gate_says_how_many_layers_came_cached(
     subject = Subject(variant, child, "child", lambda: None)
     gate.check(subject)
     assert subject.notes == ["sbom: 8 packages (0 of 3 layers cached)"]
+
+
+# --- keyed by diff_id: the same content compressed again -------------------------------------
+
+
+def write_image(
+    root: Path, layers: list[bytes], *, mtime: int, diff_ids: list[str] | None = None
+) -> None:
+    """An OCI layout whose config names the layers' diff_ids; `mtime` changes the gzip bytes."""
+    blobs = root / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def blob(data: bytes, media_type: str) -> dict[str, object]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+    kind = "application/vnd.oci.image.layer.v1.tar+gzip"
+    descs = [blob(gzip.compress(layer, mtime=mtime), kind) for layer in layers]
+    if diff_ids is None:
+        diff_ids = [f"sha256:{hashlib.sha256(layer).hexdigest()}" for layer in layers]
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }
+    manifest_type = "application/vnd.oci.image.manifest.v1+json"
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": manifest_type,
+        "config": blob(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json"),
+        "layers": descs,
+    }
+    top = blob(json.dumps(manifest).encode(), manifest_type)
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+
+
+def test_a_parent_layer_compressed_again_is_still_found(tmp_path: Path) -> None:
+    base, update, own = tar_layer(BASE), tar_layer(UPDATE), tar_layer(CHILD)
+    write_image(tmp_path / "parent", [base, update], mtime=1)
+    write_image(tmp_path / "child", [base, update, own], mtime=2)  # as buildah pushes a child
+    cache = LayerCache(tmp_path / "cache")
+    read(tmp_path / "parent", cache)
+
+    warm = read(tmp_path / "child", cache)
+
+    assert (warm.layers, warm.cached) == (3, 2)
+    assert warm.inventory == inventory(tmp_path / "child")
+
+
+def test_a_config_naming_another_layer_neither_fools_nor_poisons_the_cache(
+    tmp_path: Path,
+) -> None:
+    base, update = tar_layer(BASE), tar_layer(UPDATE)
+    base_id = f"sha256:{hashlib.sha256(base).hexdigest()}"
+    # a layer whose config claims it is the base layer: read for what it is, and not kept
+    write_image(tmp_path / "liar", [update], mtime=1, diff_ids=[base_id])
+    write_image(tmp_path / "honest", [base], mtime=1)
+    cache = LayerCache(tmp_path / "cache")
+
+    lying = read(tmp_path / "liar", cache)
+    assert lying.inventory == inventory(tmp_path / "liar")
+    assert read(tmp_path / "liar", cache).cached == 0
+    honest = read(tmp_path / "honest", cache)
+    assert (honest.cached, honest.inventory) == (0, inventory(tmp_path / "honest"))
+    assert read(tmp_path / "honest", cache).cached == 1
