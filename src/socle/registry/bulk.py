@@ -1,12 +1,14 @@
-"""Many manifest HEADs at once: the planner's hot path.
+"""Many manifest HEADs and GETs at once: the planner's hot path.
 
-A steady-state plan is one HEAD per reference. httpx's per-request overhead is
+A steady-state plan is one HEAD per reference; a cold one is one GET. httpx's per-request overhead is
 about half a millisecond of Python on top of the registry's own answer, which on
 two cores is as much as the registry itself; so the batch goes through one
 keep-alive `http.client` connection per worker thread instead. Anything but a
 plain 200 or 404 (a 401 challenge, a 5xx, a connection error, a redirect) is
 handed to the client's full path, which authenticates, retries and explains; a
-registry that asked for credentials once is not tried the lean way again.
+registry that asked for credentials once is not tried the lean way again. A
+GET's body is checked against the digest it was asked for (or announced
+under) before it is trusted; a mismatch too takes the full path, which refuses.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from socle.oci.content import Descriptor
+from socle.canonical import sha256_digest
+from socle.oci.content import Descriptor, Manifest
+from socle.oci.errors import InvalidManifest
+from socle.oci.media import MANIFEST_TYPES
 from socle.oci.reference import Reference, is_digest
 from socle.registry.errors import RegistryFailure
 
 Lookup = Callable[[Reference], Descriptor | None]
+Fetch = Callable[[Reference], Manifest | None]
 WORKERS = 16
 
 
@@ -30,20 +36,28 @@ class BulkHeads:
     """HEADs manifests in parallel; falls back to `full` for anything unusual."""
 
     def __init__(
-        self, url_of: Callable[[Reference], str], accept: str, full: Lookup, *, lean: bool = True
+        self,
+        url_of: Callable[[Reference], str],
+        accept: str,
+        full: Lookup,
+        *,
+        full_get: Fetch | None = None,
+        lean: bool = True,
     ) -> None:
+        """`full` HEADs and `full_get` GETs (None when absent) the client's full way."""
         self._url_of = url_of
         self._lean = lean
         self._accept = accept
         self._full = full
+        self._full_get = full_get
         self._local = threading.local()
         self._guarded: set[str] = set()  # registries that answered 401: full path only
         self._tls = ssl.create_default_context()
 
     def heads(self, refs: Sequence[Reference], workers: int = WORKERS) -> list[Descriptor | None]:
         """The descriptor of each reference (None where nothing is published), in order."""
-        if not refs:
-            return []
+        if len(refs) < 2:
+            return [self.head(ref) for ref in refs]
         with ThreadPoolExecutor(max_workers=min(workers, len(refs))) as pool:
             return list(pool.map(self.head, refs))
 
@@ -52,7 +66,7 @@ class BulkHeads:
             return self._full(ref)
         url = urlsplit(self._url_of(ref))
         try:
-            status, headers = self._send(url.scheme, url.netloc, url.path)
+            status, headers, _ = self._send("HEAD", url.scheme, url.netloc, url.path)
         except (OSError, http.client.HTTPException):
             self._drop(url.scheme, url.netloc)
             return self._full(ref)
@@ -67,12 +81,36 @@ class BulkHeads:
             url.geturl(), headers.get("content-type", ""), digest, headers.get("content-length", "")
         )
 
-    def _send(self, scheme: str, netloc: str, path: str) -> tuple[int, dict[str, str]]:
+    def get(self, ref: Reference) -> Manifest | None:
+        """The manifest at `ref` (None where nothing is published), checked against its digest."""
+        if self._full_get is None:
+            raise TypeError("BulkHeads.get needs full_get")
+        if not self._lean or ref.registry in self._guarded:
+            return self._full_get(ref)
+        url = urlsplit(self._url_of(ref))
+        try:
+            status, headers, body = self._send("GET", url.scheme, url.netloc, url.path)
+        except (OSError, http.client.HTTPException):
+            self._drop(url.scheme, url.netloc)
+            return self._full_get(ref)
+        if status == 404:
+            return None
+        if status == 401:
+            self._guarded.add(ref.registry)
+        manifest = received(headers.get("content-type", ""), body) if status == 200 else None
+        expected = ref.digest or headers.get("docker-content-digest") or None
+        if manifest is None or (expected is not None and expected != manifest.digest):
+            return self._full_get(ref)  # explains the mismatch, the status or the challenge
+        return manifest
+
+    def _send(
+        self, method: str, scheme: str, netloc: str, path: str
+    ) -> tuple[int, dict[str, str], bytes]:
         connection = self._connection(scheme, netloc)
-        connection.request("HEAD", path, headers={"Accept": self._accept})
+        connection.request(method, path, headers={"Accept": self._accept})
         response = connection.getresponse()
-        response.read()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}
+        body = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
 
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
         pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault(
@@ -107,3 +145,14 @@ def announced(url: str, media_type: str, digest: str, length: str) -> Descriptor
         )
     size = int(length) if length.isascii() and length.isdigit() else 0
     return Descriptor(media_type, digest, size)
+
+
+def received(content_type: str, data: bytes) -> Manifest:
+    """A manifest from a GET answer: the header's media type unless it is a generic one."""
+    media_type = content_type.split(";", 1)[0].strip()
+    if media_type in MANIFEST_TYPES:
+        return Manifest(media_type, sha256_digest(data), data)
+    try:
+        return Manifest.of(data)
+    except InvalidManifest:
+        return Manifest(media_type, sha256_digest(data), data)

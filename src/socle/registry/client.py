@@ -21,12 +21,12 @@ import httpx
 from socle.canonical import sha256_digest
 from socle.errors import InputError
 from socle.oci.content import Descriptor, Manifest, matches, with_annotations
-from socle.oci.errors import DigestMismatch, InvalidManifest
+from socle.oci.errors import DigestMismatch
 from socle.oci.layout import read_image_layout
 from socle.oci.media import MANIFEST_TYPES
 from socle.oci.reference import Reference, check_digest
 from socle.registry.auth import Anonymous, CredentialSource, DockerConfig
-from socle.registry.bulk import BulkHeads, announced
+from socle.registry.bulk import BulkHeads, announced, received
 from socle.registry.cache import ManifestCache
 from socle.registry.errors import (
     ManifestNotFound,
@@ -112,7 +112,11 @@ class RegistryClient:
         self._manifests = ManifestCache(MANIFEST_CACHE_SIZE)
         # An injected transport (tests, proxies) sees every request: no lean path then.
         self._bulk = BulkHeads(
-            self._manifest_url, ACCEPT_MANIFESTS, self.head_manifest, lean=transport is None
+            self._manifest_url,
+            ACCEPT_MANIFESTS,
+            self.head_manifest,
+            full_get=self._get_manifest_or_none,
+            lean=transport is None,
         )
 
     @classmethod
@@ -166,13 +170,37 @@ class RegistryClient:
             raise ManifestNotFound(str(ref))
         check(response, call, 200)
         manifest = _manifest_from(response)
+        header = response.headers.get("Docker-Content-Digest")
         if ref.digest:
             _verify_digest(manifest.data, ref.digest, str(ref))
-            announced = response.headers.get("Docker-Content-Digest")
-            if announced and announced != ref.digest:
-                raise DigestMismatch(str(ref), ref.digest, announced)
+            if header and header != ref.digest:
+                raise DigestMismatch(str(ref), ref.digest, header)
+        elif header:
+            # A tag's answer announces what it is: refused unless it is a digest, and this one.
+            claimed = announced(call.url, manifest.media_type, header, "").digest
+            if claimed != manifest.digest:
+                raise DigestMismatch(str(ref), claimed, manifest.digest)
         self._manifests.put(ref.name, manifest)
         return manifest
+
+    def find_manifest(self, ref: Reference) -> Manifest | None:
+        """The manifest at `ref`, or None if there is none.
+
+        One GET over the keep-alive pool of :meth:`head_manifests` (the planner's
+        cold path), checked against the digest asked for or announced.
+        """
+        if ref.digest and (cached := self._manifests.get(ref.name, ref.digest)):
+            return cached
+        manifest = self._bulk.get(ref)
+        if manifest is not None:
+            self._manifests.put(ref.name, manifest)
+        return manifest
+
+    def _get_manifest_or_none(self, ref: Reference) -> Manifest | None:
+        try:
+            return self.get_manifest(ref)
+        except ManifestNotFound:
+            return None
 
     def put_manifest(self, ref: Reference, data: bytes, media_type: str) -> str:
         """Store `data` at `ref`'s tag (else its digest) with Content-Type `media_type`.
@@ -528,13 +556,7 @@ def _content_type(response: httpx.Response) -> str:
 
 def _manifest_from(response: httpx.Response) -> Manifest:
     """A manifest from a GET answer: the header's media type unless it is a generic one."""
-    media_type = _content_type(response)
-    if media_type in MANIFEST_TYPES:
-        return Manifest(media_type, sha256_digest(response.content), response.content)
-    try:
-        return Manifest.of(response.content)
-    except InvalidManifest:
-        return Manifest(media_type, sha256_digest(response.content), response.content)
+    return received(_content_type(response), response.content)
 
 
 def _tags_of(response: httpx.Response, call: Call) -> list[str]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from socle.oci.content import Descriptor
+from socle.oci.content import Descriptor, Manifest
 from socle.oci.reference import Reference
 from socle.registry.bulk import BulkHeads
 
@@ -73,3 +74,52 @@ def test_unreachable_and_injected_transports_use_the_full_path(server: str) -> N
     assert bulk(calls).head(dead) is not None and calls == [dead]
     calls.clear()
     assert bulk(calls, lean=False).heads([Reference(server, "a/ok", "1")])[0].media_type == "full"  # type: ignore[union-attr]
+
+
+BODY = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}'
+BODY_DIGEST = "sha256:" + hashlib.sha256(BODY).hexdigest()
+
+
+class Getter(Handler):
+    def do_GET(self) -> None:  # noqa: N802 - the http.server protocol
+        if "missing" in self.path:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        liar = "liar" in self.path
+        self.send_header("Docker-Content-Digest", DIGEST if liar else BODY_DIGEST)
+        self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+
+def test_gets_take_the_lean_path_only_for_content_that_matches_its_digest() -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Getter)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    server = f"127.0.0.1:{httpd.server_address[1]}"
+    fetched: list[Reference] = []
+
+    def url(ref: Reference) -> str:
+        return f"http://{ref.registry}/v2/{ref.repository}/manifests/{ref.digest or ref.tag}"
+
+    def full_get(ref: Reference) -> Manifest | None:
+        fetched.append(ref)
+        return None
+
+    gets = BulkHeads(url, "*/*", lambda ref: None, full_get=full_get)
+    try:
+        ok = gets.get(Reference(server, "a/ok", "1"))
+        assert ok is not None and ok.digest == BODY_DIGEST and ok.data == BODY
+        pinned = gets.get(Reference(server, "a/ok", digest=BODY_DIGEST))
+        assert pinned == ok
+        assert gets.get(Reference(server, "a/missing", "1")) is None
+        assert fetched == []
+        # A body that is not the digest announced, or asked for, is left to the full path.
+        liar, wrong = Reference(server, "a/liar", "1"), Reference(server, "a/ok", digest=DIGEST)
+        assert gets.get(liar) is None and gets.get(wrong) is None
+        assert fetched == [liar, wrong]
+    finally:
+        httpd.shutdown()
