@@ -101,6 +101,7 @@ def recorded(
     """
     recorder = None
     if store is not None:
+        mark_dead_runs(store)
         reasons = plan_reasons(plan, selected)
         recorder = store.start_run(
             trigger=trigger,
@@ -125,6 +126,18 @@ def recorded(
         raise
     status, summary = summarise(recording.outcomes)
     _finish(recording, status, summary)
+
+
+def mark_dead_runs(store: HistoryStore) -> int:
+    """Close the runs of this host whose process died (a failing database costs a warning)."""
+    try:
+        marked = store.mark_dead_runs()
+    except SocleError as exc:
+        log.warning("checking for dead runs failed: %s", exc.message)
+        return 0
+    if marked:
+        log.info("%d run(s) marked interrupted: their process ended without finishing", marked)
+    return marked
 
 
 def _finish(recording: Recording, status: str, summary: str) -> None:

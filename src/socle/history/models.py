@@ -28,7 +28,8 @@ class Run(Base):
     trigger: Mapped[str] = mapped_column(String(32))  # cli, watch, serve, webhook, promote, prune
     catalog: Mapped[str] = mapped_column(String(1024))
     registry_host: Mapped[str] = mapped_column("registry", String(255))
-    # running, succeeded, failed, interrupted (a run whose process died stays running: see `stale`)
+    # running, succeeded, failed, interrupted (a run whose process died is marked interrupted by
+    # HistoryStore.mark_dead_runs, from the host that ran it)
     status: Mapped[str] = mapped_column(String(16), index=True)
     summary: Mapped[str] = mapped_column(Text, default="")  # one line: what it did
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")  # why it was started
@@ -36,6 +37,9 @@ class Run(Base):
     planned: Mapped[int] = mapped_column(Integer, default=0)
     user: Mapped[str | None] = mapped_column(String(255))  # the console user who asked, if any
     pid: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str | None] = mapped_column(String(255))  # where `pid` ran
+    # the process's boot id, pid namespace and start time: tells a reused pid apart (Linux)
+    process: Mapped[str | None] = mapped_column(String(128))
 
     outcomes: Mapped[list[Outcome]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="Outcome.id"

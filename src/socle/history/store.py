@@ -17,16 +17,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from socle.errors import InputError, SocleError
+from socle.history import processes
 from socle.history.models import Outcome, Run, RunEvent, VariantState
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 LOG_TAIL = 200  # events kept as a run's log tail on its page
+STATUS_REASON_FIRST = ("failed", "vulnerable", "unsigned")  # their rows' first reason is theirs
 
 
 def default_url() -> str:
@@ -77,6 +79,8 @@ class RunView:
     reasons: tuple[Mapping[str, Any], ...] = ()
     reason: str = ""  # why it was started ("push of my/debian:12", "rebuild asked by ana")
     outcomes: tuple[OutcomeView, ...] = ()
+    pid: int | None = None  # the process that recorded it
+    host: str | None = None  # where that process ran
 
     @property
     def seconds(self) -> float | None:
@@ -128,6 +132,17 @@ class StateView:
     vulnerabilities: Mapping[str, int] = field(default_factory=dict)
     signed: str | None = None
     refreshed_at: datetime | None = None
+
+    @property
+    def plan_reasons(self) -> tuple[str, ...]:
+        """Why the plan would rebuild it now, without the status's own reason.
+
+        The refresh (serve/snapshot.py) puts the reason of a failed, vulnerable
+        or unsigned status first and keeps the plan's reasons after it.
+        """
+        if self.status in STATUS_REASON_FIRST:
+            return self.reasons[1:]
+        return self.reasons
 
 
 @dataclass(frozen=True)
@@ -217,11 +232,49 @@ class HistoryStore:
                 user=user,
                 reason=reason,
                 pid=os.getpid(),
+                host=processes.host_name(),
+                process=processes.identity(os.getpid()),
             )
             session.add(run)
             session.flush()
             run_id = run.id
         return RunRecorder(self, run_id)
+
+    def mark_dead_runs(self) -> int:
+        """Mark "interrupted" the runs of this host whose process ended without finishing them.
+
+        A process killed outright (SIGKILL, the power lost) never records its
+        end: its run would stay "running" and its live page would wait forever.
+        Only runs recorded on this host are checked (a pid means nothing
+        elsewhere), and runs recorded before socle kept the host are left alone.
+        How many runs were marked.
+        """
+        host = processes.host_name()
+        marked = 0
+        with self.session() as session:
+            rows = session.execute(
+                select(Run.id, Run.pid, Run.process).where(
+                    Run.status == "running",
+                    Run.finished_at.is_(None),
+                    Run.host == host,
+                    Run.pid.is_not(None),
+                )
+            ).all()
+            for run_id, pid, process in rows:
+                if pid is None or processes.alive(pid, process):
+                    continue
+                done = session.execute(
+                    update(Run)
+                    .where(Run.id == run_id, Run.status == "running")
+                    .values(
+                        status="interrupted",
+                        finished_at=_now(),
+                        summary=f"its process (pid {pid} on {host}) ended without "
+                        "finishing the run",
+                    )
+                )
+                marked += int(getattr(done, "rowcount", 0) or 0)
+        return marked
 
     def replace_states(self, catalog: str, states: Iterable[StateView]) -> None:
         """The overview's rows for `catalog`, all replaced at once."""
@@ -532,6 +585,8 @@ def _run_view(run: Run, *, outcomes: bool) -> RunView:
         user=run.user,
         reasons=tuple(run.reasons or ()),
         reason=run.reason or "",
+        pid=run.pid,
+        host=run.host,
         outcomes=tuple(_outcome_view(o, finished or started) for o in run.outcomes)
         if outcomes
         else (),

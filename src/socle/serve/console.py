@@ -66,9 +66,16 @@ class Console:
 
     def _refresh_loop(self) -> None:
         while not self._stop.is_set():
+            self._mark_dead_runs()
             self.refresh_safely()
             self._forget_old_runs()
             self._stop.wait(self.settings.refresh_seconds)
+
+    def _mark_dead_runs(self) -> None:
+        """Runs of this host whose process died (SIGKILL, a power loss) end as interrupted."""
+        from socle.recording import mark_dead_runs
+
+        mark_dead_runs(self.store)
 
     def _forget_old_runs(self) -> None:
         """History retention: runs beyond the newest `keep_runs` go, with their events."""

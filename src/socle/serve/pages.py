@@ -26,6 +26,7 @@ import socle
 from socle.core.policy import Policy
 from socle.history.store import EventView, HistoryStore, OutcomeView, RunView, StateView
 from socle.oci.reference import Reference
+from socle.recording import mark_dead_runs
 from socle.serve import lineage, snapshot
 from socle.serve.console import Console
 
@@ -36,7 +37,10 @@ CYCLONEDX = "https://cyclonedx.org/bom"
 
 
 def page_context(request: Request, console: Console, **extra: Any) -> dict[str, Any]:
-    """What base.html needs (user, csrf, version, catalog), plus `extra`."""
+    """What base.html needs (user, csrf, version, catalog, read_only), plus `extra`.
+
+    `read_only`: the console has no login (no --oidc-issuer), so pages offer none.
+    """
     from socle.serve.auth import csrf_token, current_user
 
     user = current_user(request)
@@ -45,6 +49,7 @@ def page_context(request: Request, console: Console, **extra: Any) -> dict[str, 
         "request": request,
         "user": user,
         "csrf": csrf,
+        "read_only": console.settings.oidc is None,
         "version": socle.__version__,
         "catalog": str(console.settings.catalog),
         **extra,
@@ -243,16 +248,24 @@ class Pages:
         return PlainTextResponse("ok")
 
     def overview(self, request: Request) -> Response:
-        states = self.store.states(self.console.catalog_key)
+        every = self.store.states(self.console.catalog_key)
+        status = request.query_params.get("status", "").strip()[:32]
+        image = request.query_params.get("image", "").strip()[:255]
+        named = [s for s in every if image.lower() in s.image.lower()] if image else every
         counts: dict[str, int] = {}
-        for s in states:
+        for s in named:
             counts[s.status] = counts.get(s.status, 0) + 1
-        refreshed = min((s.refreshed_at for s in states if s.refreshed_at), default=None)
+        shown = [s for s in named if s.status == status] if status else named
+        refreshed = min((s.refreshed_at for s in every if s.refreshed_at), default=None)
         return self.render(
             request,
             "overview.html",
-            states=states,
-            counts=[(status, counts.get(status, 0)) for status in snapshot.STATUSES],
+            states=shown,
+            total=len(every),
+            counts=[(name, counts.get(name, 0)) for name in snapshot.STATUSES],
+            status=status,
+            image=image,
+            statuses=snapshot.STATUSES,
             refreshed=refreshed,
             now=datetime.now(UTC),
         )
@@ -432,6 +445,8 @@ class Pages:
             quiet += POLL_SECONDS
             if quiet >= KEEPALIVE_SECONDS:
                 quiet = 0.0
+                # a run whose process died never ends by itself: close it, then the stream
+                await run_in_threadpool(mark_dead_runs, self.store)
                 yield ": keep-alive\n\n"
 
 
