@@ -110,7 +110,8 @@ def image_metrics(states: Sequence[StateView], *, now: float) -> Iterator[Metric
     )
     stale = GaugeMetricFamily(
         "socle_image_stale",
-        "1 when the published image is behind its inputs (its base or its sources moved).",
+        "1 when the plan would rebuild the image now (its base or its sources moved, "
+        "it is too old or not published), whatever its status.",
         labels=["variant"],
     )
     signed = GaugeMetricFamily(
@@ -127,7 +128,9 @@ def image_metrics(states: Sequence[StateView], *, now: float) -> Iterator[Metric
             info.add_metric(
                 [state.key], {"digest": state.digest, "base_digest": state.base_digest or ""}
             )
-        stale.add_metric([state.key], 1.0 if state.status == "stale" else 0.0)
+        # whatever the status: a vulnerable (or failed, unsigned) image can be stale too
+        behind = state.status == "stale" or bool(state.plan_reasons)
+        stale.add_metric([state.key], 1.0 if behind else 0.0)
         if state.signed in ("yes", "no"):
             signed.add_metric([state.key], 1.0 if state.signed == "yes" else 0.0)
     yield from (age, vulnerabilities, info, stale, signed)

@@ -13,11 +13,17 @@ from prometheus_client.samples import Sample
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from socle.core.state import MemoryState
 from socle.history.store import HistoryStore, OutcomeRecord, StateView
+from socle.planning import plan_with_state
 from socle.serve import metrics
 from socle.serve.console import Console
 from socle.serve.runner import RunRequest
 from socle.serve.settings import ConsoleSettings
+from socle.serve.snapshot import build_states
+from socle.validate import validate
+from tests.conftest import CatalogWriter
+from tests.unit.serve.test_snapshot import CATALOG, KEYS, outcome, published_plan
 
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64
@@ -178,3 +184,31 @@ def test_an_unreadable_history_answers_503_with_the_reason(console: Console) -> 
         answer = client.get("/metrics")
     assert answer.status_code == 503
     assert answer.text.startswith("metrics unavailable: the history database")
+
+
+def test_an_image_the_plan_would_rebuild_is_stale_whatever_its_status(
+    console: Console, write_catalog: CatalogWriter
+) -> None:
+    """A stale image that is also vulnerable (its status) counts as stale; a vulnerable one not."""
+    path = write_catalog(CATALOG, contexts=("mid", "leaf"))
+    published = published_plan(path)
+    (path.parent / "leaf" / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN x\n")
+    catalog, graph = validate(path)
+    registry = MemoryState({s.refs[0]: s.published for s in published.steps if s.published})
+    plan = plan_with_state(catalog, graph, registry)
+    digests = {s.variant.key: s.published.digest for s in plan.steps if s.published}
+    high = {"findings": [{"cve": "CVE-1", "severity": "high", "package": "p"}]}
+    built = {k: outcome(k, "built", digests[k], scan=high) for k in ("mid:1.0-base1", KEYS[2])}
+    rows = build_states(
+        plan, annotations={}, signatures={}, latest={}, built=built, policy=None, verify=False
+    )
+    assert {r.key: r.status for r in rows} == {
+        "base:1": "current",
+        "mid:1.0-base1": "vulnerable",  # and current with its inputs
+        KEYS[2]: "vulnerable",  # and its Dockerfile changed
+    }
+    console.store.replace_states(console.catalog_key, rows)
+    samples = scrape(console)
+    assert value(samples, "socle_image_stale", variant=KEYS[2]) == 1
+    assert value(samples, "socle_image_stale", variant="mid:1.0-base1") == 0
+    assert value(samples, "socle_image_stale", variant="base:1") == 0
