@@ -269,3 +269,59 @@ def test_events_stream_what_is_recorded_then_end_when_the_run_finishes(
     resumed = parse_sse(client.get(f"/runs/{recorder.run_id}/events?after=1").text)
     assert [name for name, _ in resumed] == ["progress", "end"]
     assert client.get("/runs/999/events").status_code == 404
+
+
+def test_the_run_page_and_the_runs_list_show_why_and_who(
+    console: Console, client: TestClient
+) -> None:
+    recorder = console.store.start_run(
+        trigger="serve",
+        catalog="c",
+        registry="r",
+        user="ana",
+        reason="rebuild asked by ana in the console",
+    )
+    recorder.finish([], status="succeeded", summary="nothing to do")
+    hook = console.store.start_run(
+        trigger="webhook", catalog="c", registry="r", reason="push of 127.0.0.1:5000/t/base:1"
+    )
+    hook.finish([], status="succeeded", summary="nothing to do")
+    page = client.get(f"/runs/{recorder.run_id}").text
+    assert re.search(r'id="run-reason">rebuild asked by ana in the console<', page)
+    assert re.search(r'id="run-user">ana<', page)
+    listed = client.get("/runs").text
+    rows = dict(re.findall(r'<tr data-run="(\d+)">(.*?)</tr>', listed, re.S))
+    assert "rebuild asked by ana in the console" in rows[str(recorder.run_id)]
+    assert "(ana)" in rows[str(recorder.run_id)]
+    assert "push of 127.0.0.1:5000/t/base:1" in rows[str(hook.run_id)]
+
+
+def shown(html: str) -> list[str]:
+    return re.findall(r'<tr data-key="([^"]+)"', html)
+
+
+def test_the_overview_filters_by_status_and_by_image_name(client: TestClient) -> None:
+    stale = client.get("/?status=stale").text
+    assert shown(stale) == ["tool:1.0-base1"]
+    assert "1 of 4 shown" in stale
+    assert shown(client.get("/?image=tool").text) == ["tool:1.0-base1", "tool:1.1-base1"]
+    assert shown(client.get("/?image=TOOL&status=vulnerable").text) == ["tool:1.1-base1"]
+    nothing = client.get("/?status=failed").text
+    assert shown(nothing) == [] and "No variant is failed" in nothing
+    everything = client.get("/").text
+    assert len(shown(everything)) == 4
+    # plain links and a GET form: no script on the page
+    assert 'href="/?status=stale"' in everything and 'href="/?image=tool"' in everything
+    assert '<form method="get" action="/"' in everything and "<script" not in everything
+    # the counts of an image's filter link to that image's statuses
+    assert 'href="/?status=vulnerable&amp;image=tool"' in client.get("/?image=tool").text
+
+
+def test_a_read_only_console_offers_no_write_and_no_login(console: Console) -> None:
+    record_run(console.store)
+    with TestClient(create_app(console, start=False)) as client:
+        for path in ("/", "/runs", "/images/tool:1.0-base1"):
+            html = client.get(path).text
+            assert "/actions/" not in html, path
+            assert "to rebuild, promote or prune" not in html, path
+            assert 'href="/auth/login"' not in html, path
