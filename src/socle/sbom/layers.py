@@ -175,7 +175,7 @@ def read_layer_content(layer: Path, probe: Probe) -> tuple[LayerChange, str]:
             raw.seek(0)
             with gzip.GzipFile(fileobj=raw) if gzipped else nullcontext(raw) as plain:
                 stream = _Hashing(plain)
-                with tarfile.open(fileobj=stream, mode="r|*") as tar:
+                with tarfile.open(fileobj=stream, mode="r|*", bufsize=1 << 20) as tar:
                     for member in tar:
                         _note(member, tar, probe, change)
                 stream.drain()  # the end-of-archive padding counts too
