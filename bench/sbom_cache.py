@@ -71,14 +71,15 @@ def main() -> int:
                     print(f"{variant.key}: the cached inventory differs", file=sys.stderr)
                     return 1
                 cached[variant.key] = f"{reading.cached}/{reading.layers}"
-    print(f"{'image':45} {'cold s':>7} {'warm s':>7} {'ratio':>6}  layers cached")
+    print(f"{'image':42} {'cold s':>7} {'warm s':>7} {'ratio':>6}  cached {'hot s':>6}")
     for variant in graph.variants:
         key = variant.key
-        print(
-            f"{key:45} {cold[key]:7.3f} {warm[key]:7.3f} {cold[key] / warm[key]:6.1f}  {cached[key]}"
-        )
-    total_cold, total_warm = sum(cold.values()), sum(warm.values())
-    print(f"{'total':45} {total_cold:7.3f} {total_warm:7.3f} {total_cold / total_warm:6.1f}")
+        ratio = cold[key] / warm[key]
+        line = f"{key:42} {cold[key]:7.3f} {warm[key]:7.3f} {ratio:6.1f}  {cached[key]:>6}"
+        print(f"{line} {hot[key]:6.3f}")
+    total_cold, total_warm, total_hot = sum(cold.values()), sum(warm.values()), sum(hot.values())
+    totals = f"{total_cold:7.3f} {total_warm:7.3f} {total_cold / total_warm:6.1f}"
+    print(f"{'total':42} {totals}  {'':6} {total_hot:6.3f}")
     return 0
 
 
