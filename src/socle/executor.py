@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -247,10 +247,8 @@ class Executor:
             subject = Subject(
                 variant, layout, local, self._loader(layout, local, built=built), annotations
             )
-            outcomes[variant.key].details = subject.details  # filled as the gates run
-            for gate in self.gates:
-                self.observer(Event(Status.TESTING, variant.key, gate.name))
-                annotations.update(gate.check(subject))
+            outcomes[variant.key].details = subject.details  # filled as the gates finish
+            annotations.update(self._check(subject))
             outcomes[variant.key].notes = subject.notes
             self._checkpoint(variant.key)
             if not upstream:
@@ -271,6 +269,49 @@ class Executor:
         outcomes[variant.key].seconds = time.monotonic() - started
         return digest
 
+    def _check(self, subject: Subject) -> dict[str, str]:
+        """Run the gates, independent ones at the same time; their records in declared order.
+
+        A gate starts once the gates it needs (`needs`, by name; every earlier gate
+        when it does not say) have passed, so the image tests run beside the SBOM
+        and the scan starts as soon as the inventory is there. Each gate works on
+        its own view of the subject; notes, details and annotations are merged in
+        the declared order, and the failure reported is that of the first failed
+        gate in that order, so what is published and said never depends on which
+        gate finished first.
+        """
+        if not self.gates:
+            return {}
+        views = [replace(subject, notes=[], details={}) for _ in self.gates]
+        running: list[Future[dict[str, str]]] = []
+        with ThreadPoolExecutor(max_workers=len(self.gates)) as pool:
+            for index, gate in enumerate(self.gates):
+                needs = [views[i] for i in gate_needs(gate, self.gates[:index])]
+                waited = [running[i] for i in gate_needs(gate, self.gates[:index])]
+                running.append(pool.submit(self._gate, gate, views[index], needs, waited))
+        found: dict[str, str] = {}
+        for view, future in zip(views, running, strict=True):
+            subject.notes.extend(view.notes)
+            subject.details.update(view.details)
+            _take_shared(subject, view)
+            found.update(future.result())  # the first failure in declared order is raised
+        return found
+
+    def _gate(
+        self,
+        gate: Gate,
+        view: Subject,
+        needs: Sequence[Subject],
+        waited: Sequence[Future[dict[str, str]]],
+    ) -> dict[str, str]:
+        """One gate once those it needs have passed, with what they found in its view."""
+        if any(future.exception() is not None for future in waited):
+            raise _Skipped  # an earlier gate failed: that failure is the one reported
+        for done in needs:
+            _take_shared(view, done)
+        self.observer(Event(Status.TESTING, view.variant.key, gate.name))
+        return gate.check(view)
+
     def _checkpoint(self, key: str) -> None:
         """Stop here when the run was interrupted: nothing more is pushed or tagged."""
         if self._stopping.is_set():
@@ -279,11 +320,13 @@ class Executor:
     def _loader(self, layout: Path, name: str, *, built: bool) -> Callable[[], None]:
         """Loads the layout into the builder once, when a gate first needs a container."""
         loaded = [built]  # a built image is already in the builder's storage
+        lock = threading.Lock()  # gates run side by side
 
         def load() -> None:
-            if not loaded[0]:
-                self.builder.load(layout, name)
-                loaded[0] = True
+            with lock:
+                if not loaded[0]:
+                    self.builder.load(layout, name)
+                    loaded[0] = True
 
         return load
 
@@ -486,6 +529,32 @@ class Executor:
     def _healthy(self, variant: Variant, outcomes: Mapping[str, Outcome]) -> bool:
         chain = [variant, *self.graph.ancestors(variant)]
         return not any(outcomes[v.key].status in _HOLDS_FAMILY for v in chain)
+
+
+# What the built-in gates need from each other, by name: the scan reads the SBOM's inventory.
+# A gate not named here waits for every gate declared before it (unless it says `needs`).
+GATE_NEEDS: dict[str, tuple[str, ...]] = {"tests": (), "sbom": (), "scan": ("sbom",)}
+
+# What one gate leaves on the subject for the gates after it and for the publishers.
+_SHARED = ("inventory", "sbom")
+
+
+class _Skipped(Exception):
+    """A gate not run because one it needs failed (that failure is the one reported)."""
+
+
+def gate_needs(gate: Gate, before: Sequence[Gate]) -> list[int]:
+    """The positions of the gates `gate` waits for, among those declared `before` it."""
+    declared = getattr(gate, "needs", None)
+    if declared is None:
+        declared = GATE_NEEDS.get(gate.name)
+    return [i for i, g in enumerate(before) if declared is None or g.name in declared]
+
+
+def _take_shared(subject: Subject, source: Subject) -> None:
+    for name in _SHARED:
+        if getattr(source, name) is not None:
+            setattr(subject, name, getattr(source, name))
 
 
 # A variant in one of these states keeps its family's floating tags where they are.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -106,8 +107,14 @@ def test_build_signs_and_attests_every_image_before_its_tags(
         "SOCLE_PASSWORD": "correct horse",
     }
     assert socle("keygen", "--out", str(tmp_path / "ops"), env=env).returncode == 0
+    logged = registry.log_path.stat().st_size
     result = socle("build", "-c", str(catalog), "--sign-key", str(tmp_path / "ops.key"), env=env)
     assert result.returncode == 0, result.stderr
+    with registry.log_path.open("rb") as log:
+        log.seek(logged)
+        assert_tags_after_signatures_and_parents(
+            log.read().decode(errors="replace"), registry.host, "signed"
+        )
     assert "correct horse" not in result.stdout + result.stderr
     leaf = f"{registry.host}/signed/leaf:2-tool1-base1"
 
@@ -125,6 +132,36 @@ def test_build_signs_and_attests_every_image_before_its_tags(
     for predicate in (SIGN_PREDICATE, SLSA_PROVENANCE_V1):
         checked = js_verify(tmp_path, bundles[predicate], tmp_path / "ops.pub", digest, predicate)
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+MANIFEST_PUT = re.compile(r'"PUT /v2/(?P<repo>[^ ]+)/manifests/(?P<ref>[^ ?]+) HTTP/[0-9.]+" 201')
+
+
+def assert_tags_after_signatures_and_parents(log: str, host: str, namespace: str) -> None:
+    """In the registry's access log: no tag of an image before its signature, its
+    attestations and its parent's exact tag (the parent's acceptance)."""
+    puts = [(m["repo"], m["ref"]) for m in MANIFEST_PUT.finditer(log)]
+    parents = {"base": None, "tool": ("base", "1"), "leaf": ("tool", "1-base1")}
+    exact = {"base": "1", "tool": "1-base1", "leaf": "2-tool1-base1"}
+    for name, parent in parents.items():
+        repo = f"{namespace}/{name}"
+        digest = skopeo_inspect(f"{host}/{repo}:{exact[name]}")["Digest"]
+        cosign = digest.replace(":", "-")
+        tags = [i for i, (r, ref) in enumerate(puts) if r == repo and _is_tag(ref)]
+        assert tags, (name, puts)
+        first_tag = min(tags)
+        for suffix in (".sig", ".att"):
+            written = [i for i, (r, ref) in enumerate(puts) if r == repo and ref == cosign + suffix]
+            assert written and max(written) < first_tag, (name, suffix, puts)
+        if name == "base":
+            continue  # upstream: copied as is, and signed like the others (checked above)
+        assert parent is not None
+        parent_tag = puts.index((f"{namespace}/{parent[0]}", parent[1]))
+        assert parent_tag < first_tag, (name, puts)
+
+
+def _is_tag(ref: str) -> bool:
+    return not ref.startswith("sha256:") and not ref.startswith("sha256-")
 
 
 TRACKER = Path(__file__).resolve().parents[1] / "data" / "debian-tracker.json"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,9 +12,10 @@ import httpx
 import pytest
 
 from socle.builders.interface import BuildFailed, BuildRequest, BuildResult, RunResult
-from socle.errors import SocleError
+from socle.errors import GateFailed, SocleError
 from socle.events import Event, Status
-from socle.executor import Executor, RunOptions
+from socle.executor import Executor, Outcome, RunOptions
+from socle.gates import Subject
 from socle.journal import Journal
 from socle.localimage import pull_layout
 from socle.oci.media import OCI_MANIFEST
@@ -211,7 +214,9 @@ def executor_for(path: Path, client: RegistryClient, events: list[Event]) -> Exe
 def floating(registry: FakeRegistry) -> dict[str, str]:
     """mid's floating tags and the digests they point at."""
     repo = registry.repo("t/mid")
-    return {t: d for t, d in repo.tags.items() if t in ("1.0", "1", "1-base1", "2.0", "2", "2-base1")}
+    return {
+        t: d for t, d in repo.tags.items() if t in ("1.0", "1", "1-base1", "2.0", "2", "2-base1")
+    }
 
 
 def test_a_kill_inside_the_tag_phase_is_recorded_seen_and_completed_first(
@@ -321,3 +326,162 @@ def test_ctrl_c_stops_running_builds_before_they_push_or_tag(write_catalog: Cata
     for name in ("t/mid", "t/leaf", "t/other"):
         assert tags(registry, name) == set(), name  # ...and was neither pushed nor tagged
     assert not registry.seen("PUT", "/t/mid/manifests/")
+
+
+class FakeGate:
+    """A gate that logs when it runs, waits where told, and fails where told."""
+
+    def __init__(
+        self,
+        name: str,
+        log: list[str],
+        *,
+        after: FakeGate | None = None,
+        barrier: threading.Barrier | None = None,
+        fails: bool = False,
+    ) -> None:
+        self.name = name
+        self.log = log
+        self.after = after  # ends only once this gate has ended, on the same image
+        self.barrier = barrier
+        self.fails = fails
+        self.done: dict[str, threading.Event] = defaultdict(threading.Event)
+
+    def check(self, subject: Subject) -> dict[str, str]:
+        key = subject.variant.key
+        self.log.append(f"{key} {self.name} start")
+        if self.barrier is not None:
+            self.barrier.wait()  # breaks (an error) unless its partner runs at the same time
+        if self.after is not None:
+            assert self.after.done[key].wait(timeout=10)
+        if self.name == "scan":
+            assert subject.inventory == f"inventory of {key}"
+        if self.name == "sbom":
+            subject.inventory = f"inventory of {key}"  # type: ignore[assignment]
+        subject.notes.append(f"{self.name}: ok")
+        subject.details[self.name] = True
+        self.log.append(f"{key} {self.name} end")
+        self.done[key].set()
+        if self.fails:
+            raise GateFailed(f"{self.name} failed for {key}")
+        return {f"test.{self.name}": "passed", "test.last": self.name}
+
+
+def gated_run(
+    path: Path, client: RegistryClient, gates: Sequence[FakeGate]
+) -> tuple[dict[str, Outcome], list[Event]]:
+    catalog, graph = validate(path)
+    events: list[Event] = []
+    executor = Executor(
+        catalog,
+        graph,
+        client=client,
+        builder=FakeBuilder(),
+        observer=events.append,
+        options=RunOptions(jobs=1),
+        gates=gates,
+        fetch=lambda ref, layout: pull_layout(client, ref, layout).layout,
+    )
+    state = RegistryState(client, cache=path.parent / "cache")
+    outcomes = executor.run(plan_with_state(catalog, graph, state))
+    return {o.key: o for o in outcomes}, events
+
+
+def base_and_other(path: Path) -> None:
+    """Keep the upstream image and one child built on it."""
+    text = path.read_text()
+    path.write_text(text[: text.index("  mid:")] + text[text.index("  other:") :])
+
+
+OTHER = "other:9-base1"
+
+
+def test_the_image_tests_run_beside_the_sbom_and_the_scan_waits_for_the_inventory(
+    write_catalog: CatalogWriter,
+) -> None:
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    base_and_other(path)
+    log: list[str] = []
+    sbom = FakeGate("sbom", log)
+    scan = FakeGate("scan", log)
+    # The tests end last: after the scan, which needed the SBOM's inventory.
+    tests = FakeGate("tests", log, after=scan)
+    outcomes, _ = gated_run(path, client, [tests, sbom, scan])
+    other = outcomes[OTHER]
+    assert other.status is Status.BUILT, other.error
+    assert log.index(f"{OTHER} scan start") > log.index(f"{OTHER} sbom end")
+    assert log.index(f"{OTHER} tests end") > log.index(f"{OTHER} scan end")
+    # What the gates recorded is in their declared order, not the order they finished in.
+    assert other.notes == ["tests: ok", "sbom: ok", "scan: ok"]
+    assert list(other.details) == ["tests", "sbom", "scan"]
+
+
+def test_the_tests_and_the_sbom_of_one_image_run_at_the_same_time(
+    write_catalog: CatalogWriter,
+) -> None:
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    base_and_other(path)
+    log: list[str] = []
+    side_by_side = threading.Barrier(2, timeout=10)  # one after the other, it breaks
+    gates = [
+        FakeGate("tests", log, barrier=side_by_side),
+        FakeGate("sbom", log, barrier=side_by_side),
+    ]
+    outcomes, _ = gated_run(path, client, gates)
+    assert {o.status for o in outcomes.values()} == {Status.BUILT}
+
+
+def test_the_pushed_manifest_is_the_same_whichever_gate_finishes_first(
+    write_catalog: CatalogWriter,
+) -> None:
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    base_and_other(path)
+    pushed = []
+    for tests_last in (True, False):
+        log: list[str] = []
+        (path.parent / "other" / "Dockerfile").write_text(f"FROM scratch\nRUN {tests_last}\n")
+        tests, sbom = FakeGate("tests", log), FakeGate("sbom", log)
+        if tests_last:
+            tests.after = sbom
+        else:
+            sbom.after = tests
+        gated_run(path, client, [tests, sbom, FakeGate("scan", log)])
+        ends = [line for line in log if line.startswith(OTHER) and line.endswith(" end")]
+        assert (ends.index(f"{OTHER} tests end") > ends.index(f"{OTHER} sbom end")) is tests_last
+        repo = registry.repo("t/other")
+        manifest = json.loads(repo.manifests[repo.tags["9-base1"]][1])
+        records = manifest["annotations"]
+        pushed.append({k: v for k, v in records.items() if k.startswith("test.")})
+    # Merged in the declared order: a key two gates record is the later-declared gate's.
+    assert pushed[0] == pushed[1]
+    assert pushed[0] == {
+        "test.tests": "passed",
+        "test.sbom": "passed",
+        "test.scan": "passed",
+        "test.last": "scan",
+    }
+
+
+def test_the_first_failed_gate_in_declared_order_is_the_one_reported(
+    write_catalog: CatalogWriter,
+) -> None:
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    base_and_other(path)
+    log: list[str] = []
+    sbom = FakeGate("sbom", log, fails=True)
+    # The tests fail too, but only after the SBOM has: declared first, theirs is the error.
+    tests = FakeGate("tests", log, after=sbom, fails=True)
+    scan = FakeGate("scan", log)
+    outcomes, events = gated_run(path, client, [tests, sbom, scan])
+    base = outcomes["base:1"]
+    assert base.status is Status.FAILED
+    assert base.error is not None and base.error.startswith("tests failed for base:1")
+    assert "base:1 scan start" not in log  # it needs the SBOM, which failed
+    assert not [e for e in events if e.status is Status.TESTING and e.message == "scan"]
+    assert list(base.details) == ["tests"]  # as if the gates had run one after the other
+    assert outcomes[OTHER].status is Status.BLOCKED
+    assert tags(registry, "t/base") == set()
