@@ -1,38 +1,73 @@
-"""The schema's revision: checked at every open, migrated forward with Alembic."""
+"""The schema's revision: checked at every open, migrated forward with Alembic.
+
+Every `socle build` opens the history, so the check is cheap: the revisions are
+read from the migration files' own `revision = ...` lines and the database's
+from its `alembic_version` table with a plain query. Alembic itself is
+imported only when a migration is due (or the version table is unusual).
+"""
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+import re
+from functools import cache
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from socle.errors import SocleError
 from socle.history.store import MIGRATIONS, redact, unreachable
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+VERSION_TABLE = "alembic_version"  # Alembic's default; env.py keeps it
+_REVISION = re.compile(r"^(down_)?revision\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
 
 def alembic_config(engine: Engine) -> Config:
     """An Alembic configuration over socle's migrations, bound to `engine` (no alembic.ini)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
     return config
 
 
+@cache
+def revisions() -> dict[str, str | None]:
+    """Each revision this socle knows, with the one it follows (None for the first)."""
+    found: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        values = {bool(m[1]): m[2] for m in _REVISION.finditer(path.read_text(encoding="utf-8"))}
+        if False in values:
+            found[_literal(values[False]) or ""] = _literal(values.get(True, "None"))
+    return found
+
+
+def _literal(value: str) -> str | None:
+    return None if value == "None" else value.strip("\"'")
+
+
 def head() -> str:
     """The newest revision this socle knows."""
-    script = ScriptDirectory(str(MIGRATIONS))
-    revision = script.get_current_head()
-    assert revision is not None
-    return revision
+    known = revisions()
+    (newest,) = set(known) - set(known.values())
+    return newest
 
 
 def current(engine: Engine, url: str) -> str | None:
     """The database's revision; None for an empty database."""
     try:
         with engine.connect() as connection:
+            if not inspect(connection).has_table(VERSION_TABLE):
+                return None
+            rows = connection.execute(text(f"select version_num from {VERSION_TABLE}")).all()
+            if len(rows) == 1:
+                return str(rows[0][0])
+            from alembic.runtime.migration import MigrationContext  # none, or branches
+
             return MigrationContext.configure(connection).get_current_revision()
     except DBAPIError as exc:
         raise unreachable(url, exc) from None
@@ -41,10 +76,7 @@ def current(engine: Engine, url: str) -> str | None:
 def check_and_upgrade(engine: Engine, url: str, *, migrate: bool = True) -> None:
     """Refuse a schema from a newer socle; bring an older (or empty) one to this socle's head."""
     found = current(engine, url)
-    config = alembic_config(engine)
-    script = ScriptDirectory.from_config(config)
-    known = {r.revision for r in script.walk_revisions()}
-    if found is not None and found not in known:
+    if found is not None and found not in revisions():
         raise SocleError(
             f"the history database {redact(url)} was migrated by a newer socle "
             f"(schema revision {found}; this socle knows up to {head()})",
@@ -52,7 +84,9 @@ def check_and_upgrade(engine: Engine, url: str, *, migrate: bool = True) -> None
         )
     if found == head() or not migrate:
         return
+    from alembic import command
+
     try:
-        command.upgrade(config, "head")
+        command.upgrade(alembic_config(engine), "head")
     except DBAPIError as exc:
         raise unreachable(url, exc) from None
