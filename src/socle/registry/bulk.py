@@ -52,7 +52,7 @@ class BulkHeads:
         self._full_get = full_get
         self._local = threading.local()
         self._guarded: set[str] = set()  # registries that answered 401: full path only
-        self._tls = ssl.create_default_context()
+        self._tls: ssl.SSLContext | None = None  # made for the first https registry (40 ms)
 
     def heads(self, refs: Sequence[Reference], workers: int = WORKERS) -> list[Descriptor | None]:
         """The descriptor of each reference (None where nothing is published), in order."""
@@ -119,6 +119,8 @@ class BulkHeads:
         key = (scheme, netloc)
         if key not in pool:
             if scheme == "https":
+                if self._tls is None:
+                    self._tls = ssl.create_default_context()
                 pool[key] = http.client.HTTPSConnection(netloc, timeout=30, context=self._tls)
             else:
                 pool[key] = http.client.HTTPConnection(netloc, timeout=30)

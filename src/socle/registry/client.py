@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-
-import httpx
+from typing import TYPE_CHECKING
 
 from socle.canonical import sha256_digest
 from socle.errors import InputError
@@ -45,10 +44,14 @@ from socle.registry.session import (
     is_transient,
 )
 
+if TYPE_CHECKING:  # imported with the first request the lean paths leave to httpx
+    import httpx
+
 log = logging.getLogger(__name__)
 
 USER_AGENT = "socle"
-DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+DEFAULT_TIMEOUT = 60.0  # seconds per request; connecting: CONNECT_TIMEOUT
+CONNECT_TIMEOUT = 10.0
 MAX_CONNECTIONS = 32
 MANIFEST_CACHE_SIZE = 4096
 TAGS_PAGE_SIZE = 1000
@@ -85,24 +88,31 @@ class RegistryClient:
         credentials: CredentialSource | None = None,
         retries: int = 4,
         backoff: float = 0.2,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: float | httpx.Timeout | None = None,
         insecure: Collection[str] = (),
         max_connections: int = MAX_CONNECTIONS,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """`insecure` hosts use plain http, as loopback hosts always do; `sleep` is for tests."""
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        client = httpx.Client(
-            transport=transport,
-            timeout=timeout,
-            limits=limits,
-            follow_redirects=True,
-            headers={"User-Agent": USER_AGENT},
-        )
+
+        def connect() -> httpx.Client:
+            import httpx
+
+            limits = httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            )
+            return httpx.Client(
+                transport=transport,
+                timeout=httpx.Timeout(DEFAULT_TIMEOUT, connect=CONNECT_TIMEOUT)
+                if timeout is None
+                else timeout,
+                limits=limits,
+                follow_redirects=True,
+                headers={"User-Agent": USER_AGENT},
+            )
+
         self._session = Session(
-            client,
+            connect,
             credentials=credentials or Anonymous(),
             retries=retries,
             backoff=backoff,
@@ -115,7 +125,7 @@ class RegistryClient:
             self._manifest_url,
             ACCEPT_MANIFESTS,
             self.head_manifest,
-            full_get=self._get_manifest_or_none,
+            full_get=self._full_manifest,
             lean=transport is None,
         )
 
@@ -162,12 +172,30 @@ class RegistryClient:
 
     def get_manifest(self, ref: Reference) -> Manifest:
         """The manifest or index at `ref`, byte-exact; checked against the digest asked for."""
+        manifest = self.find_manifest(ref)
+        if manifest is None:
+            raise ManifestNotFound(str(ref))
+        return manifest
+
+    def find_manifest(self, ref: Reference) -> Manifest | None:
+        """The manifest at `ref`, or None if there is none.
+
+        A plain answer comes over the keep-alive pool of :meth:`head_manifests`
+        (the planner's cold path); anything else takes the full path, which
+        authenticates, retries, and refuses content that is not its digest.
+        """
         if ref.digest and (cached := self._manifests.get(ref.name, ref.digest)):
             return cached
+        manifest = self._bulk.get(ref)
+        if manifest is not None:
+            self._manifests.put(ref.name, manifest)
+        return manifest
+
+    def _full_manifest(self, ref: Reference) -> Manifest | None:
         call = self._manifest_call("GET", ref)
         response = self._session.send(call)
         if response.status_code == 404:
-            raise ManifestNotFound(str(ref))
+            return None
         check(response, call, 200)
         manifest = _manifest_from(response)
         header = response.headers.get("Docker-Content-Digest")
@@ -180,27 +208,7 @@ class RegistryClient:
             claimed = announced(call.url, manifest.media_type, header, "").digest
             if claimed != manifest.digest:
                 raise DigestMismatch(str(ref), claimed, manifest.digest)
-        self._manifests.put(ref.name, manifest)
         return manifest
-
-    def find_manifest(self, ref: Reference) -> Manifest | None:
-        """The manifest at `ref`, or None if there is none.
-
-        One GET over the keep-alive pool of :meth:`head_manifests` (the planner's
-        cold path), checked against the digest asked for or announced.
-        """
-        if ref.digest and (cached := self._manifests.get(ref.name, ref.digest)):
-            return cached
-        manifest = self._bulk.get(ref)
-        if manifest is not None:
-            self._manifests.put(ref.name, manifest)
-        return manifest
-
-    def _get_manifest_or_none(self, ref: Reference) -> Manifest | None:
-        try:
-            return self.get_manifest(ref)
-        except ManifestNotFound:
-            return None
 
     def put_manifest(self, ref: Reference, data: bytes, media_type: str) -> str:
         """Store `data` at `ref`'s tag (else its digest) with Content-Type `media_type`.
@@ -508,6 +516,8 @@ class RegistryClient:
         return _Payload(partial(self._remote_chunks, ref, blob.digest), blob.size)
 
     def _remote_chunks(self, ref: Reference, digest: str) -> Iterator[bytes]:
+        import httpx
+
         call = self._blob_call("GET", ref, digest)
         with self._session.stream(call) as response:
             check(response, call, 200)

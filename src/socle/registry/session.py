@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-
-import httpx
+from typing import TYPE_CHECKING
 
 from socle.registry.auth import Credential, CredentialSource
 from socle.registry.challenge import Challenge, parse_challenge
@@ -27,6 +26,9 @@ from socle.registry.errors import (
     RegistryFailure,
     RegistryUnreachable,
 )
+
+if TYPE_CHECKING:  # httpx is imported on the first request: a lean plan never needs it
+    import httpx
 
 MAX_RETRY_AFTER = 30.0
 # Tokens are dropped this many seconds before the registry says they expire.
@@ -78,7 +80,7 @@ class Session:
 
     def __init__(
         self,
-        client: httpx.Client,
+        client: httpx.Client | Callable[[], httpx.Client],
         *,
         credentials: CredentialSource,
         retries: int,
@@ -86,7 +88,8 @@ class Session:
         insecure: Collection[str] = (),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._client = client
+        self._made = client if not callable(client) else None
+        self._make = client if callable(client) else None
         self._credentials = credentials
         self._retries = max(retries, 0)
         self._backoff = backoff
@@ -114,9 +117,20 @@ class Session:
         finally:
             response.close()
 
+    @property
+    def _client(self) -> httpx.Client:
+        """The httpx client, made on first use when the session was given a factory."""
+        if self._made is None:
+            with self._lock:
+                if self._made is None and self._make is not None:
+                    self._made = self._make()
+        assert self._made is not None
+        return self._made
+
     def close(self) -> None:
         """Close the pooled connections."""
-        self._client.close()
+        if self._made is not None:
+            self._made.close()
 
     # -- retries ---------------------------------------------------------------
 
@@ -132,6 +146,8 @@ class Session:
             yield number
 
     def _retrying(self, call: Call, attempt: Callable[[], httpx.Response]) -> httpx.Response:
+        import httpx
+
         retries = self._retries if call.retry else 0
         for number in range(retries + 1):
             last = number == retries
@@ -244,6 +260,8 @@ class Session:
         return parse_token(response, registry)
 
     def _transmit(self, call: Call, authorization: str | None, stream: bool) -> httpx.Response:
+        import httpx
+
         headers = dict(call.headers)
         if authorization:
             headers["Authorization"] = authorization
@@ -275,6 +293,8 @@ def token_request(
     credential: Credential | None,
 ) -> httpx.Request:
     """The token request of the distribution token protocol (OAuth2 refresh for identity tokens)."""
+    import httpx
+
     service = [("service", challenge.service)] if challenge.service else []
     if credential and credential.identity_token:
         form = {
