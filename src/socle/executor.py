@@ -103,6 +103,10 @@ class Executor:
         self._lock = threading.Lock()
         # Set when the run is interrupted (Ctrl-C): builds still running publish nothing more.
         self._stopping = threading.Event()
+        # This run's images: each one's whole production, and its push by digest (set once
+        # its gates passed and its final digest is in the registry, before it is signed).
+        self._runs: dict[str, Future[str]] = {}
+        self._pushes: dict[str, Future[str]] = {}
         self.journal = Journal(client, catalog.registry, catalog.namespace)
 
     def run(
@@ -145,6 +149,8 @@ class Executor:
 
     def _build_all(self, todo: list[Step], outcomes: dict[str, Outcome], work: Path) -> None:
         keys = {s.variant.key for s in todo}
+        self._runs.clear()
+        self._pushes.clear()
         waiting = {s.variant.key: s for s in todo}
         running: dict[Future[str], Step] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.options.jobs)) as pool:
@@ -166,26 +172,38 @@ class Executor:
         outcomes: dict[str, Outcome],
         work: Path,
     ) -> None:
-        """Start every build whose parent is done, as workers free up, until none is left."""
+        """Start every build whose parent is pushed, as workers free up, until none is left.
+
+        A child starts as soon as its parent passed its gates and is pushed by digest
+        (the digest it builds on is final), while the parent is still being signed
+        and tagged; the child is pushed only once its parent is accepted.
+        """
+        order = {key: i for i, key in enumerate(waiting)}  # the plan's: parents first
         while waiting or running:
             for key, step in list(waiting.items()):
                 parent = step.variant.parent
-                if (
-                    parent is not None
-                    and parent.key in keys
-                    and outcomes[parent.key].status is not Status.BUILT
-                ):
+                if parent is not None and parent.key in keys and not self._pushed(parent.key):
                     continue
                 del waiting[key]
                 outcomes[key].status = Status.BUILDING
                 self.observer(Event(Status.BUILDING, key, "; ".join(r.text for r in step.reasons)))
-                running[pool.submit(self._produce, step, outcomes, work)] = step
+                self._pushes[key] = Future()
+                self._runs[key] = future = pool.submit(self._produce, step, outcomes, work)
+                running[future] = step
             if not running:
                 break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
+            pushes = [self._pushes[s.variant.key] for s in running.values()]
+            pending = [p for p in pushes if not p.done()]
+            done, _ = wait([*running, *pending], return_when=FIRST_COMPLETED)
+            # Parents first: a child never ends before its parent, but both may be done here.
+            finished = [f for f in running if f in done]
+            for future in sorted(finished, key=lambda f: order[running[f].variant.key]):
                 step = running.pop(future)
                 self._finish(step, future, outcomes, waiting)
+
+    def _pushed(self, key: str) -> bool:
+        push = self._pushes.get(key)
+        return push is not None and push.done() and push.exception() is None
 
     def _finish(
         self,
@@ -197,6 +215,10 @@ class Executor:
         outcome = outcomes[step.variant.key]
         try:
             outcome.digest = future.result()
+        except _ParentFailed as exc:  # built beside its parent, which was then refused
+            outcome.status, outcome.error = Status.BLOCKED, f"{exc.parent} failed"
+            self.observer(Event(Status.BLOCKED, outcome.key, f"not built: {exc.parent} failed"))
+            return
         except Exception as exc:  # one image's failure must not stop unrelated branches
             # With its hint: the fix (`docker login HOST`...) must reach the user of a build too.
             message = (
@@ -223,6 +245,27 @@ class Executor:
     def _produce(self, step: Step, outcomes: dict[str, Outcome], work: Path) -> str:
         """Produce one variant, pass it through the gates, push it by digest, tag it exactly."""
         started = time.monotonic()
+        push = self._pushes.get(step.variant.key) or Future()
+        try:
+            digest = self._publish(step, outcomes, work, push, started)
+        except Exception as exc:
+            if not push.done():
+                push.set_exception(exc)
+            # Its parent refused after all: the child is reported blocked, as if never built.
+            self._await_parent(step.variant)
+            raise
+        outcomes[step.variant.key].seconds = time.monotonic() - started
+        return digest
+
+    def _publish(
+        self,
+        step: Step,
+        outcomes: dict[str, Outcome],
+        work: Path,
+        push: Future[str],
+        started: float,
+    ) -> str:
+        """Build, gate, push by digest, sign and tag one variant; `push` says when it is pushed."""
         variant = step.variant
         target = Reference(self.catalog.registry, variant.image.repository)
         parent_digest = self._parent_digest(variant, outcomes)
@@ -250,6 +293,7 @@ class Executor:
             outcomes[variant.key].details = subject.details  # filled as the gates finish
             annotations.update(self._check(subject))
             outcomes[variant.key].notes = subject.notes
+            self._await_parent(variant)  # nothing of a child is published before its parent
             self._checkpoint(variant.key)
             if not upstream:
                 self.observer(Event(Status.PUSHING, variant.key))
@@ -258,6 +302,7 @@ class Executor:
                     layout, target, annotations=annotations, mount_from=mount
                 )
                 digest = manifest.digest
+            push.set_result(digest)  # its children may start building on it
             for publisher in self.publishers:
                 self.observer(Event(Status.PUSHING, variant.key, publisher.name))
                 publisher.publish(subject, target.with_digest(digest))
@@ -266,8 +311,18 @@ class Executor:
             self._leftovers.append(local)
         self._checkpoint(variant.key)
         self.client.tag(target.with_digest(digest), variant.exact_tag)
-        outcomes[variant.key].seconds = time.monotonic() - started
         return digest
+
+    def _await_parent(self, variant: Variant) -> None:
+        """Wait until this run's parent of `variant` is accepted; raise if it was refused."""
+        parent = variant.parent
+        run = self._runs.get(parent.key) if parent is not None else None
+        if parent is None or run is None:
+            return
+        try:
+            run.result()
+        except BaseException as exc:  # its own failure is reported where it happened
+            raise _ParentFailed(parent.key) from exc
 
     def _check(self, subject: Subject) -> dict[str, str]:
         """Run the gates, independent ones at the same time; their records in declared order.
@@ -333,6 +388,9 @@ class Executor:
     def _parent_digest(self, variant: Variant, outcomes: Mapping[str, Outcome]) -> str | None:
         if variant.parent is None:
             return None
+        push = self._pushes.get(variant.parent.key)
+        if push is not None and push.done() and push.exception() is None:
+            return push.result()  # pushed in this run, being signed and tagged now
         digest = outcomes[variant.parent.key].digest
         if digest is None:
             raise SocleError(f"parent {variant.parent.key} of {variant.key} is not published")
@@ -537,6 +595,14 @@ GATE_NEEDS: dict[str, tuple[str, ...]] = {"tests": (), "sbom": (), "scan": ("sbo
 
 # What one gate leaves on the subject for the gates after it and for the publishers.
 _SHARED = ("inventory", "sbom")
+
+
+class _ParentFailed(Exception):
+    """A child built beside its parent, which its gates or publishers then refused."""
+
+    def __init__(self, parent: str) -> None:
+        super().__init__(f"{parent} failed")
+        self.parent = parent
 
 
 class _Skipped(Exception):

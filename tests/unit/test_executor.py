@@ -485,3 +485,101 @@ def test_the_first_failed_gate_in_declared_order_is_the_one_reported(
     assert list(base.details) == ["tests"]  # as if the gates had run one after the other
     assert outcomes[OTHER].status is Status.BLOCKED
     assert tags(registry, "t/base") == set()
+
+
+class Signer:
+    """A publisher that holds mid 2.0's signature until its child's build has started."""
+
+    name = "signature"
+
+    def __init__(self, child_started: threading.Event, *, refuses: bool = False) -> None:
+        self.child_started = child_started
+        self.refuses = refuses
+
+    def publish(self, subject: Subject, ref: Reference) -> None:
+        if subject.variant.key != "mid:2.0-base1":
+            return
+        assert self.child_started.wait(timeout=10), "the child waited for the signature"
+        if self.refuses:
+            raise SocleError("the signer refused mid:2.0-base1")
+
+
+class ChildWatcher(FakeBuilder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.child_started = threading.Event()
+
+    def build(self, request: BuildRequest) -> BuildResult:
+        if "leaf" in request.name:
+            self.child_started.set()
+        return super().build(request)
+
+
+def overlapped_run(
+    path: Path, client: RegistryClient, builder: ChildWatcher, signer: Signer
+) -> tuple[dict[str, Outcome], list[Event]]:
+    catalog, graph = validate(path)
+    events: list[Event] = []
+    executor = Executor(
+        catalog,
+        graph,
+        client=client,
+        builder=builder,
+        observer=events.append,
+        options=RunOptions(jobs=3),
+        publishers=[signer],
+        fetch=lambda ref, layout: pull_layout(client, ref, layout).layout,
+    )
+    state = RegistryState(client, cache=path.parent / "cache")
+    outcomes = executor.run(plan_with_state(catalog, graph, state))
+    return {o.key: o for o in outcomes}, events
+
+
+def manifest_puts(registry: FakeRegistry) -> list[str]:
+    return [
+        r.url.path.removeprefix("/v2/")
+        for r in registry.requests
+        if r.method == "PUT" and "/manifests/" in r.url.path and "socle-moves" not in r.url.path
+    ]
+
+
+def test_a_child_builds_while_its_parent_is_signed_and_is_published_after_it(
+    write_catalog: CatalogWriter,
+) -> None:
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    builder = ChildWatcher()
+    outcomes, events = overlapped_run(path, client, builder, Signer(builder.child_started))
+    assert {o.status for o in outcomes.values()} == {Status.BUILT}
+    puts = manifest_puts(registry)
+    parent_tag = puts.index("t/mid/manifests/2.0-base1")
+    leaf = [i for i, p in enumerate(puts) if p.startswith("t/leaf/")]
+    assert leaf and min(leaf) > parent_tag, puts  # not even pushed by digest before
+    # It was built on the digest its parent was published at.
+    repo = registry.repo("t/leaf")
+    manifest = json.loads(repo.manifests[repo.tags["3-mid2.0-base1"]][1])
+    parent = registry.repo("t/mid").tags["2.0-base1"]
+    assert manifest["annotations"]["org.opencontainers.image.base.digest"] == parent
+    built = [e.key for e in events if e.status is Status.BUILT]
+    assert built.index("mid:2.0-base1") < built.index("leaf:3-mid2.0-base1")
+
+
+def test_a_child_built_beside_a_parent_that_is_then_refused_is_blocked_and_unpublished(
+    write_catalog: CatalogWriter,
+) -> None:
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    builder = ChildWatcher()
+    signer = Signer(builder.child_started, refuses=True)
+    outcomes, events = overlapped_run(path, client, builder, signer)
+    assert outcomes["mid:2.0-base1"].status is Status.FAILED
+    leaf = outcomes["leaf:3-mid2.0-base1"]
+    assert leaf.status is Status.BLOCKED and leaf.error == "mid:2.0-base1 failed"
+    assert any(
+        e.status is Status.BLOCKED and e.message == "not built: mid:2.0-base1 failed"
+        for e in events
+    )
+    assert builder.child_started.is_set()  # its build did run...
+    assert not [p for p in manifest_puts(registry) if p.startswith("t/leaf/")]  # ...unpublished
+    assert tags(registry, "t/leaf") == set()
+    assert outcomes["mid:1.0-base1"].status is Status.BUILT
