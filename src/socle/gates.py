@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from socle import __version__
 from socle.builders.interface import Builder
@@ -29,14 +29,13 @@ from socle.oci.layout import read_image_layout
 from socle.oci.media import BASE_DIGEST, BASE_NAME
 from socle.oci.reference import Reference
 from socle.sbom import Inventory
-from socle.sbom.bom import to_cyclonedx
 from socle.sbom.cache import LayerCache
-from socle.sbom.contents import read as read_inventory
 from socle.scan import ScanReport, ScanTarget
 from socle.scan.interface import Scanner
-from socle.signing import provenance_statement
-from socle.signing.interface import Signer
 from socle.stack import StackPaths
+
+if TYPE_CHECKING:  # the signing package imports cryptography: only a signing run needs it
+    from socle.signing.interface import Signer
 
 CYCLONEDX = "https://cyclonedx.org/bom"
 
@@ -133,6 +132,8 @@ class SbomGate:
         self.cache = cache if cache is not None else LayerCache.under(StackPaths.default().root)
 
     def check(self, subject: Subject) -> dict[str, str]:
+        from socle.sbom.contents import read as read_inventory  # a no-op run never reads one
+
         reading = read_inventory(subject.layout, self.cache)
         subject.inventory = reading.inventory
         count = len(subject.inventory.packages)
@@ -238,6 +239,8 @@ class SbomPublisher:
     def publish(self, subject: Subject, ref: Reference) -> None:
         if subject.inventory is None or ref.digest is None:
             return
+        from socle.sbom.bom import to_cyclonedx  # cyclonedx: 0.1 s a no-op run never needs
+
         subject.sbom = to_cyclonedx(
             subject.inventory, str(ref.with_tag(subject.variant.exact_tag)), ref.digest
         )
@@ -261,6 +264,8 @@ class SignPublisher:
         self.signer.sign(ref)
         records = subject.annotations
         parents = {records[BASE_NAME]: records[BASE_DIGEST]} if BASE_NAME in records else {}
+        from socle.signing.provenance import provenance_statement
+
         statement = provenance_statement(
             ref,
             catalog=str(self.catalog),

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from socle.builders import BUILDERS, Builder
 from socle.core.catalog import Catalog
@@ -29,9 +30,10 @@ from socle.lock import RunLock
 from socle.planning import plan_with_state
 from socle.registry.state import RegistryState
 from socle.scan import SCANNERS, ScanSettings
-from socle.signing import SigningKey
-from socle.signing.attach import KeySigner
 from socle.stack import StackPaths
+
+if TYPE_CHECKING:  # signing pulls in cryptography: imported only when a key signs
+    from socle.signing import SigningKey
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,8 @@ class BuildJob:
         """The SBOM of the final digest, then signatures and attestations when a key is given."""
         found: list[Publisher] = [SbomPublisher(self.settings.reports)]
         if self.signing_key is not None:
+            from socle.signing.attach import KeySigner
+
             signer = SignPublisher(
                 KeySigner(self.state.client, self.signing_key),
                 catalog=self.catalog.path,

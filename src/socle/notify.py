@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, TextIO
-
-import httpx
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from socle.errors import InputError
 from socle.events import Event, Observer, Status
+
+if TYPE_CHECKING:  # httpx: imported when a webhook is configured, not by every build
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,8 @@ class WebhookNotifier:
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise InputError(f"webhook URL {url!r} must start with http:// or https://")
+        import httpx
+
         self._url = url
         self._title = title
         self._client = client or httpx.Client(timeout=timeout)
@@ -235,6 +238,8 @@ class WebhookNotifier:
 
     def _attempt(self, payload: dict[str, object]) -> tuple[str | None, bool]:
         """(None, _) when delivered, else (what went wrong, whether a retry may help)."""
+        import httpx
+
         try:
             response = self._client.post(self._url, json=payload)
         except httpx.HTTPError as exc:
@@ -251,5 +256,7 @@ class WebhookNotifier:
 
 def _where(url: str) -> str:
     """The URL without its path: chat webhook paths are secrets."""
+    import httpx
+
     parsed = httpx.URL(url)
     return f"{parsed.scheme}://{parsed.netloc.decode()}"

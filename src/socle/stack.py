@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from socle import process
@@ -153,6 +152,8 @@ def _describe(service: Service, answers: bool, pid: int | None, where: str) -> s
 
 def registry_answers(addr: str) -> bool:
     """Whether a registry answers `GET /v2/` on `addr` (401 counts: it is a registry)."""
+    import httpx  # 0.1 s to import: only the commands that start or probe the stack pay it
+
     try:
         # trust_env=False: a proxy from the environment must not see loopback traffic.
         response = httpx.get(f"http://{addr}/v2/", timeout=1, trust_env=False)
