@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from socle.core.catalog import Catalog
@@ -26,7 +27,11 @@ def plan_with_state(
     detectors such as pending security updates.
     """
     reader = InputReader()
-    inputs = {v.key: reader.components(v) for v in graph.variants}
-    published = state.lookup([v.ref(catalog.registry) for v in graph.variants])
+    refs = [v.ref(catalog.registry) for v in graph.variants]
+    # The lookup mostly waits on the registry: the inputs are read meanwhile.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        lookup = pool.submit(state.lookup, refs)
+        inputs = {v.key: reader.components(v) for v in graph.variants}
+        published = lookup.result()
     moment = now or datetime.now(UTC)
     return make_plan(graph, catalog.registry, inputs, published, now=moment, extra=extra)
