@@ -18,13 +18,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
-
-import httpx
 
 from socle import atomic
 from socle.scan.interface import ScanError
+
+if TYPE_CHECKING:  # httpx: imported to download, not by every build that sets up the scan
+    import httpx
 
 SOURCE_ENV = "SOCLE_DEBIAN_TRACKER"
 SOURCE_HINT = (
@@ -32,7 +33,8 @@ SOURCE_HINT = (
     "(its /tracker/data/json page) or to a mirror or copy of it"
 )
 DEFAULT_MAX_AGE = timedelta(hours=6)
-TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+TIMEOUT = 120.0  # seconds per download; connecting: CONNECT_TIMEOUT
+CONNECT_TIMEOUT = 10.0
 CHUNK_SIZE = 1 << 20
 
 
@@ -128,6 +130,8 @@ class _Fetch:
         record = self.cache.record()
         if record and self.now - _date(record) < self.max_age:
             return self._from_cache(record)
+        import httpx
+
         try:
             record, data = self._download(record)
         except (httpx.HTTPError, OSError, ScanError) as exc:
@@ -160,7 +164,10 @@ class _Fetch:
             headers["If-None-Match"] = record["etag"]
         if record and record.get("last_modified"):
             headers["If-Modified-Since"] = record["last_modified"]
-        client = self.client or httpx.Client(timeout=TIMEOUT, follow_redirects=True)
+        import httpx
+
+        timeout = httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT)
+        client = self.client or httpx.Client(timeout=timeout, follow_redirects=True)
         data = None
         try:
             with client.stream("GET", self.url, headers=headers) as response:
@@ -205,6 +212,8 @@ def _date(record: Mapping[str, str]) -> datetime:
 
 
 def _reason(exc: Exception) -> str:
+    import httpx
+
     if isinstance(exc, httpx.HTTPStatusError):
         return f"HTTP {exc.response.status_code}"
     return str(exc) or type(exc).__name__
