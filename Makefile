@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SOCLE := $(VENV)/bin/socle
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := docker.io docker-registry buildah skopeo mmdebstrap uidmap busybox-static \
-	python3-venv shellcheck rsync gnupg chromium postgresql prometheus
+	python3-venv shellcheck rsync gnupg chromium postgresql prometheus apache2-utils wrk
 EXAMPLE ?= examples/enterprise/catalog.yaml
 BUILDER ?= buildah
 # Each folder of tests/interop is one independent judge installed from npm (package-lock pinned).
