@@ -123,12 +123,18 @@ class Bench:
         plan = json.loads(self.socle("plan", "-c", str(self.catalog), "--json"))
         parents = {i["key"]: i["parent"] for i in plan["images"]}
         started = time.monotonic()
-        out = self.socle(
-            "build", "-c", str(self.catalog), "--sign-key", str(self.root / "ops.key"),
-            "--events", "json", "-j", str(self.jobs),
+        done = subprocess.run(
+            [sys.executable, "-m", "socle", "build", "-c", str(self.catalog),
+             "--sign-key", str(self.root / "ops.key"), "--events", "json", "-j", str(self.jobs)],
+            capture_output=True, text=True, env=self.env, cwd=self.root, check=False, timeout=1800,
         )  # fmt: skip
         wall = time.monotonic() - started
-        events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        (self.root / f"events-{label.split()[0]}.jsonl").write_text(done.stdout)  # see --keep
+        events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0:
+            failed = [f"{e.get('socle.key')}: {e.get('message')}" for e in events
+                      if e["event.action"] == "failed"]  # fmt: skip
+            raise RuntimeError(f"{label}: socle build failed:\n" + "\n".join(failed)[-4000:])
         return Cascade(label, wall, parents, *timings(events))
 
     def change_leaf(self) -> None:
@@ -156,9 +162,6 @@ def timings(events: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, f
             raw[key] = float(seconds)
         elif event["event.action"] == "built":
             whole[key] = float(seconds)
-    failed = [e for e in events if e["event.action"] in ("failed", "blocked")]
-    if failed:
-        raise RuntimeError(f"the cascade failed: {failed}")
     return raw, whole
 
 

@@ -135,15 +135,26 @@ class Executor:
         work = Path(tempfile.mkdtemp(prefix="socle-", dir=self.options.work_dir))
         try:
             self._build_all(todo, outcomes, work)
+        except BaseException:
+            self._clean(work)
+            raise
+        # The local images go while the tags move: neither waits for the other.
+        cleaning = threading.Thread(target=self._clean, args=(work,), name="socle-clean")
+        cleaning.start()
+        try:
+            if floating:
+                self._move_tags(plan, outcomes)
         finally:
-            for name in self._leftovers:
-                self.builder.remove(name)
-            self._leftovers.clear()
-            if not self.options.keep_work:
-                shutil.rmtree(work, ignore_errors=True)
-        if floating:
-            self._move_tags(plan, outcomes)
+            cleaning.join()
         return [outcomes[s.variant.key] for s in plan.steps]
+
+    def _clean(self, work: Path) -> None:
+        """Remove this run's local images and, unless kept, its work folder."""
+        for name in self._leftovers:
+            self.builder.remove(name)
+        self._leftovers.clear()
+        if not self.options.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
 
     # -- building ---------------------------------------------------------------------
 
