@@ -370,31 +370,21 @@ class HistoryStore:
 
     def latest_outcomes(self) -> dict[str, OutcomeView]:
         """Each variant's newest recorded outcome."""
-        with self.session() as session:
-            newest = (
-                select(Outcome.key, func.max(Outcome.id).label("id"))
-                .group_by(Outcome.key)
-                .subquery()
-            )
-            rows = session.execute(
-                select(Outcome, Run.finished_at, Run.started_at)
-                .join(newest, Outcome.id == newest.c.id)
-                .join(Run)
-            ).all()
-            return {o.key: _outcome_view(o, finished or started) for o, finished, started in rows}
+        return self._newest_outcomes()
 
     def latest_built(self) -> dict[str, OutcomeView]:
         """Each variant's newest outcome with a digest (its gate results live there)."""
+        return self._newest_outcomes(status="built")
+
+    def _newest_outcomes(self, status: str | None = None) -> dict[str, OutcomeView]:
         with self.session() as session:
-            newest = (
-                select(Outcome.key, func.max(Outcome.id).label("id"))
-                .where(Outcome.status == "built")
-                .group_by(Outcome.key)
-                .subquery()
-            )
+            newest = select(Outcome.key, func.max(Outcome.id).label("id"))
+            if status is not None:
+                newest = newest.where(Outcome.status == status)
+            chosen = newest.group_by(Outcome.key).subquery()
             rows = session.execute(
                 select(Outcome, Run.finished_at, Run.started_at)
-                .join(newest, Outcome.id == newest.c.id)
+                .join(chosen, Outcome.id == chosen.c.id)
                 .join(Run)
             ).all()
             return {o.key: _outcome_view(o, finished or started) for o, finished, started in rows}
