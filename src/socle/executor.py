@@ -15,8 +15,9 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -36,6 +37,7 @@ from socle.events import Event, Observer, Status, ignore
 from socle.gates import Gate, Publisher, Subject
 from socle.journal import Journal, Move
 from socle.localimage import fetch_layout
+from socle.oci.layout import read_image_layout
 from socle.oci.media import BASE_DIGEST, BASE_NAME, CREATED, REF_NAME, REVISION, SOURCE, VERSION
 from socle.oci.reference import Reference
 from socle.registry.interface import Registry
@@ -302,17 +304,20 @@ class Executor:
                 variant, layout, local, self._loader(layout, local, built=built), annotations
             )
             outcomes[variant.key].details = subject.details  # filled as the gates finish
-            annotations.update(self._check(subject))
-            outcomes[variant.key].notes = subject.notes
-            self._await_parent(variant)  # nothing of a child is published before its parent
-            self._checkpoint(variant.key)
-            if not upstream:
-                self.observer(Event(Status.PUSHING, variant.key))
-                mount = [variant.parent.image.repository] if variant.parent else []
-                manifest = self.client.push_layout(
-                    layout, target, annotations=annotations, mount_from=mount
-                )
-                digest = manifest.digest
+            mount = [variant.parent.image.repository] if variant.parent else []
+            with self._blobs_beside(variant.key, layout, target, mount, skip=upstream) as blobs:
+                annotations.update(self._check(subject))
+                outcomes[variant.key].notes = subject.notes
+                self._await_parent(variant)  # nothing of a child is published before its parent
+                self._checkpoint(variant.key)
+                if not upstream:
+                    self.observer(Event(Status.PUSHING, variant.key))
+                    blobs.result()  # its failure is the image's, as a push's would be
+                    self._checkpoint(variant.key)
+                    manifest = self.client.push_layout(
+                        layout, target, annotations=annotations, mount_from=mount
+                    )
+                    digest = manifest.digest
             push.set_result(digest)  # its children may start building on it
             for publisher in self.publishers:
                 self.observer(Event(Status.PUSHING, variant.key, publisher.name))
@@ -323,6 +328,70 @@ class Executor:
         self._checkpoint(variant.key)
         self.client.tag(target.with_digest(digest), variant.exact_tag)
         return digest
+
+    @contextmanager
+    def _blobs_beside(
+        self,
+        key: str,
+        layout: Path,
+        target: Reference,
+        mount_from: Sequence[str],
+        *,
+        skip: bool,
+    ) -> Iterator[Future[None]]:
+        """Upload the image's layers and config while the block (its gates) runs.
+
+        Only the manifest carries the gates' annotations, so the blobs are final once
+        built; the push by digest then finds them and only PUTs the manifest. Blobs are
+        mounted from `mount_from` (the parent's repository) when it has them, as the
+        push would. A refused image (or an interrupted run) leaves the blobs uploaded so
+        far unreferenced: no manifest, no tag, and the registry's garbage collection
+        removes them. The upload stops between blobs once the block ends or the run
+        is interrupted, and is always over when this returns (the layout is removed
+        after the run).
+        """
+        uploaded: Future[None] = Future()
+        if skip:
+            uploaded.set_result(None)
+            yield uploaded
+            return
+        ended = threading.Event()
+        thread = threading.Thread(
+            target=self._upload_blobs,
+            args=(key, layout, target, mount_from, ended, uploaded),
+            name=f"socle-blobs-{target.repository}",
+            daemon=True,
+        )
+        thread.start()
+        try:
+            yield uploaded
+        finally:
+            ended.set()
+            thread.join()
+
+    def _upload_blobs(
+        self,
+        key: str,
+        layout: Path,
+        target: Reference,
+        mount_from: Sequence[str],
+        ended: threading.Event,
+        uploaded: Future[None],
+    ) -> None:
+        """`_blobs_beside`'s thread: each blob in turn, unless the image's block has ended."""
+        try:
+            image = read_image_layout(layout)
+            for blob in image.manifest.blobs():
+                if ended.is_set():
+                    break  # refused or failed: what the block raised is what is reported
+                self._checkpoint(key)  # interrupted: no more uploads
+                self.client.ensure_blob(
+                    target, blob.digest, image.blob_path(blob.digest), mount_from=mount_from
+                )
+        except BaseException as exc:  # raised where the image is pushed
+            uploaded.set_exception(exc)
+        else:
+            uploaded.set_result(None)
 
     def _await_parent(self, variant: Variant) -> None:
         """Wait until this run's parent of `variant` is accepted; raise if it was refused."""

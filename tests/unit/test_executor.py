@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +22,7 @@ from socle.executor import Executor, Outcome, RunOptions
 from socle.gates import Subject
 from socle.journal import Journal
 from socle.localimage import pull_layout
+from socle.oci.layout import read_image_layout
 from socle.oci.media import OCI_MANIFEST
 from socle.oci.reference import Reference
 from socle.planning import plan_with_state
@@ -583,3 +588,155 @@ def test_a_child_built_beside_a_parent_that_is_then_refused_is_blocked_and_unpub
     assert not [p for p in manifest_puts(registry) if p.startswith("t/leaf/")]  # ...unpublished
     assert tags(registry, "t/leaf") == set()
     assert outcomes["mid:1.0-base1"].status is Status.BUILT
+
+
+# -- an image's blobs go up while its gates run ----------------------------------------
+
+
+class BlobWatcher:
+    """A gate that waits until the registry holds the image's layers and config.
+
+    It ends (and fails, when told) only once they are all there, and notes how
+    many upload requests the registry had seen for the image by then.
+    """
+
+    name = "tests"
+
+    def __init__(self, registry: FakeRegistry, repository: str, *, fails: bool = False) -> None:
+        self.registry = registry
+        self.repository = repository
+        self.fails = fails
+        self.manifest_puts_seen: int | None = None
+        self.uploads_seen: int | None = None
+
+    def check(self, subject: Subject) -> dict[str, str]:
+        if subject.variant.image.repository != self.repository:
+            return {}  # the upstream image: copied before its gates, nothing to wait for
+        wanted = {b.digest for b in read_image_layout(subject.layout).manifest.blobs()}
+        deadline = time.monotonic() + 10
+        while not wanted <= set(self.registry.repo(self.repository).blobs):
+            assert time.monotonic() < deadline, "the blobs were not uploaded during the gate"
+            time.sleep(0.01)
+        self.manifest_puts_seen = len(self.puts("/manifests/"))
+        self.uploads_seen = len(self.puts("/blobs/uploads/"))
+        if self.fails:
+            raise GateFailed(f"tests failed for {subject.variant.key}")
+        return {"test.tests": "passed"}
+
+    def puts(self, fragment: str) -> list[httpx.Request]:
+        return self.registry.seen("PUT", f"/v2/{self.repository}{fragment}")
+
+
+def test_an_images_blobs_go_up_while_its_gates_run_then_only_its_manifest(
+    write_catalog: CatalogWriter,
+) -> None:
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    base_and_other(path)
+    gate = BlobWatcher(registry, "t/other")
+    outcomes, _ = gated_run(path, client, [gate])  # type: ignore[list-item]
+    assert outcomes[OTHER].status is Status.BUILT, outcomes[OTHER].error
+    assert gate.manifest_puts_seen == 0  # the blobs were there before any manifest...
+    assert gate.uploads_seen  # ...uploaded while the gate ran...
+    assert len(gate.puts("/blobs/uploads/")) == gate.uploads_seen  # ...and none after it
+    # The manifest pushed carries the gate's annotation and references those blobs.
+    repo = registry.repo("t/other")
+    manifest = json.loads(repo.manifests[repo.tags["9-base1"]][1])
+    assert manifest["annotations"]["test.tests"] == "passed"
+    assert {manifest["config"]["digest"], *(x["digest"] for x in manifest["layers"])} <= set(
+        repo.blobs
+    )
+
+
+def test_a_refused_image_leaves_its_early_blobs_unreferenced_and_nothing_published(
+    write_catalog: CatalogWriter,
+) -> None:
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    base_and_other(path)
+    gate = BlobWatcher(registry, "t/other", fails=True)
+    outcomes, _ = gated_run(path, client, [gate])  # type: ignore[list-item]
+    other = outcomes[OTHER]
+    assert other.status is Status.FAILED and other.error == f"tests failed for {OTHER}"
+    repo = registry.repo("t/other")
+    assert repo.blobs  # uploaded during the gate, referenced by nothing
+    assert repo.manifests == {} and repo.tags == {}
+    assert not gate.puts("/manifests/")
+
+
+class RefusingUploads(FakeRegistry):
+    """A registry that refuses every blob upload into one repository."""
+
+    def __init__(self, repository: str) -> None:
+        super().__init__()
+        self.refused = f"/v2/{repository}/blobs/uploads/"
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and request.url.path.startswith(self.refused):
+            self.requests.append(request)
+            return httpx.Response(
+                403, json={"errors": [{"code": "DENIED", "message": "quota exceeded"}]}
+            )
+        return super().__call__(request)
+
+
+def test_a_failed_early_upload_fails_the_image_with_the_pushs_own_error(
+    write_catalog: CatalogWriter,
+) -> None:
+    registry = RefusingUploads("t/other")
+    client, path = setup(write_catalog, registry)
+    base_and_other(path)
+    log: list[str] = []
+    outcomes, _ = gated_run(path, client, [FakeGate("tests", log)])
+    other = outcomes[OTHER]
+    assert other.status is Status.FAILED
+    # The same one line a push of that layout by digest gives.
+    layout = write_layout(path.parent / "again", tiny_image("again"))
+    with pytest.raises(SocleError) as pushed:
+        client.push_layout(layout, Reference(HOST, "t/other"))
+    session = re.compile(r"uploads/\d+\?_state=s\d+")  # each push has its own session
+    assert session.sub("uploads/N", other.error or "") == session.sub(
+        "uploads/N", pushed.value.diagnostics()
+    )
+    assert f"hint: run `docker login {HOST}`" in (other.error or "")
+    assert f"{OTHER} tests end" in log  # the gates ran; the image failed on its upload
+    assert registry.repo("t/other").manifests == {} and tags(registry, "t/other") == set()
+
+
+def test_ctrl_c_during_the_gates_stops_the_early_upload_before_any_manifest(
+    write_catalog: CatalogWriter,
+) -> None:
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    base_and_other(path)
+    catalog, graph = validate(path)
+    stopped: list[bool] = []
+
+    class Interrupting:
+        """Ctrl-C lands in the main thread while this gate runs, which then ends."""
+
+        name = "tests"
+
+        def check(self, subject: Subject) -> dict[str, str]:
+            if subject.variant.image.repository == "t/other":
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+                deadline = time.monotonic() + 10
+                while not executor._stopping.is_set() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                stopped.append(executor._stopping.is_set())
+            return {}
+
+    executor = Executor(
+        catalog,
+        graph,
+        client=client,
+        builder=FakeBuilder(),
+        gates=[Interrupting()],  # type: ignore[list-item]
+        fetch=lambda ref, layout: pull_layout(client, ref, layout).layout,
+    )
+    state = RegistryState(client, cache=path.parent / "cache")
+    with pytest.raises(KeyboardInterrupt):
+        executor.run(plan_with_state(catalog, graph, state))
+    assert stopped == [True]  # the gate ended after the run was interrupted...
+    assert not registry.seen("PUT", "/v2/t/other/manifests/")  # ...and no manifest went up
+    assert tags(registry, "t/other") == set()
