@@ -1,10 +1,13 @@
 """Trust gates: what an image must pass before any tag moves.
 
-The executor runs each gate, in order, on a produced image before pushing it
-(tests, SBOM, scan and policy); publishers (signature, provenance) run after
-the push by digest and before the exact tag, so no tag ever points at an
-unsigned image. A gate records its outcome as
-annotations on the image, or raises :class:`GateFailed`, which blocks the
+The executor runs the gates on a produced image before pushing its manifest
+(tests, SBOM, scan and policy), side by side where they do not need each other:
+the tests beside the SBOM, the scan once the SBOM is there; another gate waits
+for those it names in `needs`, or for every gate declared before it. Their
+results are merged in declared order, and the image's blobs are uploaded while
+they run. Publishers (signature, provenance) run after the push by digest and
+before the exact tag, so no tag ever points at an unsigned image. A gate records
+its outcome as annotations on the image, or raises :class:`GateFailed`, which blocks the
 image and its subtree.
 """
 
