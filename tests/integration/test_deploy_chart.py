@@ -234,7 +234,7 @@ def published_app(
         "build", "-c", str(catalog), "--registry", registry.host,
         "--sign-key", str(root / "socle.key"), env=env,
     )  # fmt: skip
-    assert built.returncode == 0, built.stderr[-4000:]
+    assert built.returncode == 0, built.stderr[-4000:] + failures(built.stdout)
     return catalog, root / "socle.pub", root / "other.pub"
 
 
@@ -302,3 +302,9 @@ def test_the_legacy_apps_chart_holds_every_rendered_object(tmp_path: Path) -> No
     back = [d for d in yaml.safe_load_all(helm("template", "r", str(archive)).stdout) if d]
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
     assert sorted(back, key=key) == sorted(rendered_objects, key=key)
+
+
+def failures(events: str) -> str:
+    """The failed events of a `--events json` run, for the assertion message."""
+    lines = [line for line in events.splitlines() if '"failure"' in line or '"failed"' in line]
+    return "\n" + "\n".join(lines[-10:])

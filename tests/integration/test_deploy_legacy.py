@@ -67,7 +67,7 @@ def legacy(
         "build", "-c", str(catalog), "--sign-key", str(root / "ops.key"), "--events", "json",
         env=env,
     )  # fmt: skip
-    assert built.returncode == 0, built.stderr[-4000:]
+    assert built.returncode == 0, built.stderr[-4000:] + failures(built.stdout)
     return Legacy(catalog, env, root / "ops.pub", built.stdout)
 
 
@@ -107,3 +107,9 @@ def legacy_app_log(legacy: Legacy) -> str:
     result = smoke(pod_run(render.objects(spec, ref), APP), timeout=150, log_lines=100_000)
     assert result.passed, result.detail + "\n" + result.log_tail
     return result.log_tail + "\n"
+
+
+def failures(events: str) -> str:
+    """The failed events of a `--events json` run, for the assertion message."""
+    lines = [line for line in events.splitlines() if '"failure"' in line or '"failed"' in line]
+    return "\n" + "\n".join(lines[-10:])
