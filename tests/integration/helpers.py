@@ -55,3 +55,14 @@ def skopeo_inspect(ref: str, *, raw: bool = False) -> Any:
         + [f"docker://{ref}"]
     )
     return json.loads(run(cmd).stdout)
+
+
+def interruptible() -> None:
+    """`preexec_fn` for a child the test will Ctrl-C: SIGINT back to its default action.
+
+    A shell that starts a job in the background (CI scripts, `cmd &`) makes it and
+    its children ignore SIGINT; Python then never raises KeyboardInterrupt.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -25,7 +25,7 @@ import pytest
 from socle.events import Status
 from socle.process import run
 from tests.integration.conftest import LocalRegistry
-from tests.integration.helpers import skopeo_inspect, socle
+from tests.integration.helpers import interruptible, skopeo_inspect, socle
 from tests.integration.images import write_busybox_layout
 from tests.integration.test_build import write_family
 
@@ -220,6 +220,7 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
 
 

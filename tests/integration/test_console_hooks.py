@@ -20,7 +20,7 @@ import pytest
 from socle.history.store import HistoryStore, RunView
 from socle.process import run
 from tests.integration.conftest import LocalRegistry, free_port
-from tests.integration.helpers import skopeo_inspect, socle
+from tests.integration.helpers import interruptible, skopeo_inspect, socle
 from tests.integration.images import write_busybox_layout
 
 pytestmark = pytest.mark.integration
@@ -105,6 +105,7 @@ def test_a_pushed_parent_rebuilds_its_child_once_whatever_the_duplicates(tmp_pat
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=interruptible,
         )
         deadline = time.monotonic() + 30
         while True:

@@ -14,7 +14,7 @@ import pytest
 
 from socle.process import run
 from tests.integration.conftest import LocalRegistry, free_port
-from tests.integration.helpers import skopeo_inspect, socle
+from tests.integration.helpers import interruptible, skopeo_inspect, socle
 from tests.integration.images import write_busybox_layout
 from tests.integration.test_cascade import context
 
@@ -70,6 +70,7 @@ def test_a_push_notification_alone_rebuilds_the_children(tmp_path: Path) -> None
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=interruptible,
         )
         time.sleep(1.5)  # let it bind
         # Another team republishes `tool` out of band: only the registry's notification tells socle.
