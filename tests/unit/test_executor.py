@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -703,6 +703,15 @@ def test_a_failed_early_upload_fails_the_image_with_the_pushs_own_error(
     assert registry.repo("t/other").manifests == {} and tags(registry, "t/other") == set()
 
 
+@pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt, even in a suite started with SIGINT ignored (`cmd &`)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_during_the_gates_stops_the_early_upload_before_any_manifest(
     write_catalog: CatalogWriter,
 ) -> None:
