@@ -93,8 +93,15 @@ class LocalRegistry:
         self.stop()
         raise RuntimeError(f"registry did not start; see {self.log_path}")
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def log(self, since: int = 0) -> str:
+        """The access log, from byte offset `since` (see `log_size`) to its end."""
+        with self.log_path.open("rb") as file:
+            file.seek(since)
+            return file.read().decode(errors="replace")
+
+    def log_size(self) -> int:
+        """Where the log ends now: pass it to `log(since=)` to read only what follows."""
+        return self.log_path.stat().st_size
 
     def stop(self) -> None:
         self.proc.terminate()
