@@ -8,6 +8,8 @@ database that fails in the middle of a run costs a warning, never the build.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,21 +25,43 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Recording:
-    """The observer to pass to the executor, and the outcomes to hand back at the end."""
+    """The observer to pass to the executor, and the outcomes to hand back at the end.
+
+    Events are written by a thread of their own, in order: neither the executor
+    nor the progress a user watches (`--events json`) waits for the database.
+    """
 
     recorder: RunRecorder | None
     outcomes: list[Outcome] = field(default_factory=list)
     _warned: bool = False
 
+    def __post_init__(self) -> None:
+        self._pending: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        if self.recorder is not None:
+            self._writer = threading.Thread(target=self._write, name="socle-history", daemon=True)
+            self._writer.start()
+
     def __call__(self, event: Event) -> None:
-        if self.recorder is None:
-            return
-        try:
-            self.recorder.record(
-                event.status.value, event.key, event.message, event.digest, event.seconds
-            )
-        except SocleError as exc:
-            self._warn(exc)
+        if self._writer is not None:
+            self._pending.put(event)
+
+    def _write(self) -> None:
+        assert self.recorder is not None
+        while (event := self._pending.get()) is not None:
+            try:
+                self.recorder.record(
+                    event.status.value, event.key, event.message, event.digest, event.seconds
+                )
+            except SocleError as exc:
+                self._warn(exc)
+
+    def flush(self) -> None:
+        """Write every event received so far, then stop the writer (the run is ending)."""
+        if self._writer is not None:
+            self._pending.put(None)
+            self._writer.join()
+            self._writer = None
 
     def _warn(self, exc: SocleError) -> None:
         if not self._warned:
@@ -141,6 +165,7 @@ def mark_dead_runs(store: HistoryStore) -> int:
 
 
 def _finish(recording: Recording, status: str, summary: str) -> None:
+    recording.flush()
     if recording.recorder is None or recording.recorder.finished:
         return
     try:
