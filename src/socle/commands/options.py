@@ -72,3 +72,14 @@ def verify_key_option(func: F) -> F:
         type=click.Path(path_type=Path, dir_okay=False),
         help="The public key the image's signature must verify with (env SOCLE_VERIFY_KEY).",
     )(func)
+
+
+def deployments_option(func: F) -> F:
+    """`--deployments DIR` (repeatable): rendered deployments whose pinned digests prune keeps."""
+    return click.option(
+        "--deployments",
+        multiple=True,
+        type=click.Path(path_type=Path, exists=True, file_okay=False),
+        help="A folder of rendered deployments (`socle deploy render -o DIR`): every digest "
+        "pinned in its files is kept by prune. Repeatable.",
+    )(func)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from socle.commands.options import catalog_options, open_catalog
+from socle.commands.options import catalog_options, deployments_option, open_catalog
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -53,13 +53,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     callback=_duration,
     help="Delete only generations older than this too (30d, 12h, 2w).",
 )
-@click.option(
-    "--deployments",
-    multiple=True,
-    type=click.Path(path_type=Path, exists=True),
-    help="A folder of rendered deployments (`socle deploy render -o DIR`): every digest "
-    "pinned in its files is kept. Repeatable.",
-)
+@deployments_option
 @click.option("--yes", is_flag=True, help="Delete; without it prune only lists (a dry run).")
 def prune_cmd(
     catalog_path: Path,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from socle.commands.options import builder_option, catalog_options, open_catalog
+from socle.commands.options import builder_option, catalog_options, deployments_option, open_catalog
 from socle.errors import InputError
 
 if TYPE_CHECKING:
@@ -82,12 +82,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Forget runs beyond the newest N.",
 )
-@click.option(
-    "--deployments",
-    multiple=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Rendered deployments the console's prune must keep (repeatable).",
-)
+@deployments_option
 def serve_cmd(
     catalog_path: Path,
     registry: str | None,
