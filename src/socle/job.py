@@ -95,14 +95,19 @@ class BuildJob:
 
     def plan(self, extra: Mapping[str, Sequence[Reason]] | None = None) -> Plan:
         """The plan; with `security_updates`, OS images with pending security fixes rebuild."""
-        plan = plan_with_state(self.catalog, self.graph, self.state, extra=extra)
+        selected = self.selected
+        plan = plan_with_state(self.catalog, self.graph, self.state, extra=extra, selected=selected)
         if not self.settings.security_updates:
             return plan
         found = security_reasons(self.catalog, plan, self.state.client, self.builder)
         if not found:
             return plan
         return plan_with_state(
-            self.catalog, self.graph, self.state, extra={**(extra or {}), **found}
+            self.catalog,
+            self.graph,
+            self.state,
+            extra={**(extra or {}), **found},
+            selected=selected,
         )
 
     def interrupted(self) -> list[Record]:
@@ -123,8 +128,7 @@ class BuildJob:
         outside = [
             (key, parent)
             for key in sorted(self.selected)
-            if (parent := steps[key].variant.parent) is not None
-            and parent.key not in self.selected
+            if (parent := steps[key].variant.parent) is not None and parent.key not in self.selected
         ]
         if expected is not None and not outside:
             raise InputError(

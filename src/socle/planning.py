@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -20,11 +20,13 @@ def plan_with_state(
     *,
     now: datetime | None = None,
     extra: Mapping[str, Sequence[Reason]] | None = None,
+    selected: Collection[str] | None = None,
 ) -> Plan:
     """The plan for `graph` given what `state` says is published (one batched lookup).
 
     `now` defaults to the current time (for max_age); `extra` adds reasons from
-    detectors such as pending security updates.
+    detectors such as pending security updates; `selected` limits what the run
+    rebuilds (see `make_plan`).
     """
     reader = InputReader()
     refs = [v.ref(catalog.registry) for v in graph.variants]
@@ -34,4 +36,6 @@ def plan_with_state(
         inputs = {v.key: reader.components(v) for v in graph.variants}
         published = lookup.result()
     moment = now or datetime.now(UTC)
-    return make_plan(graph, catalog.registry, inputs, published, now=moment, extra=extra)
+    return make_plan(
+        graph, catalog.registry, inputs, published, now=moment, extra=extra, selected=selected
+    )

@@ -11,7 +11,7 @@ digest makes the child stale even when no input changed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -111,6 +111,7 @@ def make_plan(
     *,
     now: datetime | None = None,
     extra: Mapping[str, Sequence[Reason]] | None = None,
+    selected: Collection[str] | None = None,
 ) -> Plan:
     """Decide build or skip for every variant of `graph`.
 
@@ -118,13 +119,19 @@ def make_plan(
     variant's exact reference to what the registry holds there (or None).
     `now` enables the max_age rule; `extra` adds reasons found by detectors
     outside the planner (pending security updates), by variant key.
+    `selected` is the variant keys this run may build (None: all). A parent
+    outside it is not rebuilt by the run, so its children are judged against
+    the parent as published, not against the rebuild it would need.
     """
     steps: dict[str, Step] = {}
     for variant in graph.variants:
         parent = steps[variant.parent.key] if variant.parent else None
         own = inputs[variant.key]
         current = published.get(variant.ref(registry))
-        reasons = tuple(reasons_for(variant, own, parent, current))
+        rebuilt = parent is not None and parent.action is Action.BUILD
+        if rebuilt and selected is not None and parent is not None:
+            rebuilt = parent.variant.key in selected
+        reasons = tuple(reasons_for(variant, own, parent, current, parent_rebuilt=rebuilt))
         reasons += age_reasons(variant, current, now) + tuple((extra or {}).get(variant.key, ()))
         steps[variant.key] = Step(
             variant=variant,
@@ -139,8 +146,14 @@ def make_plan(
 
 
 def reasons_for(
-    variant: Variant, own: Components, parent: Step | None, current: Published | None
+    variant: Variant,
+    own: Components,
+    parent: Step | None,
+    current: Published | None,
+    *,
+    parent_rebuilt: bool | None = None,
 ) -> list[Reason]:
+    """Why `variant` needs a build; `parent_rebuilt` defaults to the parent's action."""
     if current is None:
         return [Reason("new", "never published")]
     upstream = variant.version.upstream
@@ -156,7 +169,9 @@ def reasons_for(
         return [Reason("foreign", "the published image carries no socle fingerprint")]
     found = input_changes(dict(own), dict(current.inputs))
     if parent is not None:
-        found.extend(parent_changes(parent, current))
+        if parent_rebuilt is None:
+            parent_rebuilt = parent.action is Action.BUILD
+        found.extend(parent_changes(parent, current, rebuilt=parent_rebuilt))
     if not found and current.fingerprint != fingerprint(
         own, parent.fingerprint if parent else None
     ):
@@ -174,11 +189,12 @@ def input_changes(own: dict[str, str], recorded: dict[str, str]) -> list[Reason]
     return found
 
 
-def parent_changes(parent: Step, current: Published) -> list[Reason]:
+def parent_changes(parent: Step, current: Published, *, rebuilt: bool) -> list[Reason]:
     name = parent.variant.key
-    if parent.action is Action.BUILD:
+    if rebuilt:
         return [Reason("parent-rebuilt", f"parent {name} is rebuilt")]
-    assert parent.published is not None
+    if parent.published is None:  # outside the run and never published: refused before building
+        return [Reason("parent-missing", f"parent {name} is not published")]
     if current.base_digest != parent.published.digest:
         return [
             Reason(

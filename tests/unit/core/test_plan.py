@@ -155,6 +155,42 @@ def test_upstream_pin_and_republished_parent_are_explained(write_catalog: Catalo
     assert "debian:12" not in found
 
 
+def test_a_parent_outside_the_selection_is_judged_as_published(
+    write_catalog: CatalogWriter,
+) -> None:
+    """A child rebuilt alone on a parent someone else republished is current afterwards.
+
+    Without this, every cascade of the child would rebuild it again, because its
+    parent (foreign, outside the run) would always "be rebuilt".
+    """
+    _, catalog, graph = setup(write_catalog)
+    state = MemoryState()
+    digests: dict[str, str] = {}
+    publish_all(plan_with_state(catalog, graph, state), state, digests)
+    java = "r.test/my/java:17-debian12"
+    state.publish(java, Published("sha256:" + "d" * 64, None, {}))  # no socle fingerprint
+    child = {"tomcat:10-java17-debian12"}
+    first = plan_with_state(catalog, graph, state, selected=child)
+    assert reasons(first)["java:17-debian12"] == [
+        "the published image carries no socle fingerprint"
+    ]
+    assert reasons(first)["tomcat:10-java17-debian12"] == [
+        "parent java:17-debian12 moved from sha256:"
+        f"{digests['java:17-debian12'][7:19]}.. to sha256:dddddddddddd.."
+    ]
+    # The child is rebuilt on the republished java, then the next cascade finds it current.
+    (tomcat,) = [s for s in first.steps if s.variant.key in child]
+    state.publish(
+        tomcat.variant.ref(first.registry),
+        Published("sha256:" + "e" * 64, tomcat.fingerprint, tomcat.inputs, "sha256:" + "d" * 64),
+    )
+    again = plan_with_state(catalog, graph, state, selected=child)
+    assert "tomcat:10-java17-debian12" not in reasons(again)
+    # A run of everything still rebuilds the foreign parent and so its child.
+    whole = reasons(plan_with_state(catalog, graph, state))
+    assert whole["tomcat:10-java17-debian12"] == ["parent java:17-debian12 is rebuilt"]
+
+
 def test_plan_json_contract(write_catalog: CatalogWriter) -> None:
     import json
 
