@@ -7,7 +7,8 @@ their subtrees) as one console run, triggered by "webhook".
 
 Duplicates make one run: an event the registry delivers again (the same event
 id, a retry or a second endpoint) is dropped at any delay, the same push
-within a few seconds is dropped, and requests for the same children while one
+within a few seconds is dropped (both claimed atomically, as concurrent
+deliveries arrive together), and requests for the same children while one
 waits are coalesced by the runner.
 """
 
@@ -67,12 +68,13 @@ class Hooks:
 
     def handle(self, deliveries: Sequence[Delivery]) -> Answer:
         """Queue the children of each new push; answer as the registry is told."""
-        fresh = self._fresh(deliveries)
+        fresh = self._claim(deliveries)
         if not fresh:
             return Answer(200, {"accepted": len(deliveries), "new": 0})
         try:
             catalog, graph = self.console.load()  # re-read: it may have changed
         except SocleError as exc:
+            self._release(fresh)  # the registry retries a 503 in full
             log.warning("a registry notification waits: the catalog is unusable: %s", exc.message)
             return Answer(503, {"error": f"the catalog is unusable: {exc.message}"})
         queued: list[str] = []
@@ -90,12 +92,16 @@ class Hooks:
                 RunRequest(action="build", trigger="webhook", only=keys, reason=describe(push))
             )
             queued.extend(k for k in sorted(keys) if k not in queued)
-        self._remember(fresh)
         status = 202 if queued else 200
         return Answer(status, {"accepted": len(deliveries), "new": len(fresh), "queued": queued})
 
-    def _fresh(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
-        """The deliveries whose event is not a retry and whose push is new in the window."""
+    def _claim(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """The deliveries whose event is not a retry and whose push is new in the window.
+
+        They are marked seen at once, under the lock: the registry delivers one
+        event to each endpoint concurrently, and a delivery arriving while the
+        first is being handled must not queue a second cascade.
+        """
         with self._lock:
             now = self._clock()
             self._seen = {p: t for p, t in self._seen.items() if now - t < self._window}
@@ -104,19 +110,23 @@ class Hooks:
                 retried = delivery.event is not None and delivery.event in self._events
                 if not retried and delivery.push not in self._seen and delivery.push not in fresh:
                     fresh[delivery.push] = delivery
-            return list(fresh.values())
-
-    def _remember(self, handled: Sequence[Delivery]) -> None:
-        """Mark handled deliveries as seen (only once handled: a 503 is retried in full)."""
-        with self._lock:
-            now = self._clock()
-            for delivery in handled:
-                self._seen[delivery.push] = now
-                if delivery.event is not None:
+            for delivery in deliveries:
+                if delivery.push in fresh:
+                    self._seen[delivery.push] = now
+                if delivery.event is not None and delivery.push in fresh:
                     self._events[delivery.event] = None
                     self._events.move_to_end(delivery.event)
-                    if len(self._events) > RECENT_EVENTS:
-                        self._events.popitem(last=False)
+            while len(self._events) > RECENT_EVENTS:
+                self._events.popitem(last=False)
+            return list(fresh.values())
+
+    def _release(self, claimed: Sequence[Delivery]) -> None:
+        """Forget claimed deliveries that were not handled, so their retry is."""
+        with self._lock:
+            for delivery in claimed:
+                self._seen.pop(delivery.push, None)
+                if delivery.event is not None:
+                    self._events.pop(delivery.event, None)
 
 
 def describe(push: Pushed) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -114,6 +115,34 @@ def test_redelivered_events_and_repeated_pushes_make_one_request(console: Consol
             assert (status, body["new"]) == (200, 0)
         # The same push announced again under a new event id, while the first waits.
         assert post(client, envelope(("e2", "w/tool", "1-os1")))[0] == 200
+    assert len(console.runner.pending) == 1
+
+
+def test_a_delivery_arriving_while_the_first_is_handled_queues_nothing(console: Console) -> None:
+    """The registry delivers one event to every endpoint at once: one cascade, not one each."""
+    hooks = Hooks(console)
+    push = Pushed("w/tool", "1-os1", DIGEST, REGISTRY)
+    loading, release = threading.Event(), threading.Event()
+    load = console.load
+
+    def slow_load():  # type: ignore[no-untyped-def]
+        loading.set()
+        assert release.wait(5)
+        return load()
+
+    console.load = slow_load  # type: ignore[method-assign]
+    first: list[int] = []
+    worker = threading.Thread(
+        target=lambda: first.append(hooks.handle([Delivery(push, "e1")]).status)
+    )
+    worker.start()
+    assert loading.wait(5)
+    # The same event from a second endpoint, and the same push under another id, meanwhile.
+    assert hooks.handle([Delivery(push, "e1")]).body["new"] == 0
+    assert hooks.handle([Delivery(push, "e2")]).body["new"] == 0
+    release.set()
+    worker.join(5)
+    assert first == [202]
     assert len(console.runner.pending) == 1
 
 
