@@ -1,0 +1,289 @@
+"""Make a built image's own layers reproducible, whatever builder wrote them.
+
+Two builds of the same Dockerfile on the same parent differ in what the build
+tools leave behind (apt's and dpkg's logs, apt's caches, ldconfig's aux-cache),
+in file times (every file written during the build has "now" as its mtime) and
+in the config's dates. :func:`normalise_layout` rewrites the layers a build
+added to an OCI layout: noise files dropped, every mtime clamped to
+SOURCE_DATE_EPOCH, PAX times dropped, gzip with mtime 0 at a fixed level; then
+the config (`created`, history dates clamped), the manifest and `index.json`.
+
+The parent's layers are never touched: they stay byte for byte the blobs the
+parent published, so a registry mounts them instead of storing a copy.
+Member order, owners, modes, link targets, xattrs (file capabilities) and
+whiteouts are kept as the builder wrote them: only what carries no meaning is
+changed. `.pyc` files are kept (clamped like every file): they are what dpkg's
+postinst scripts compiled, and dropping them would make every Python start
+recompile into root-owned folders it cannot write as a non-root user.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import tarfile
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, cast
+
+from socle.canonical import canonical_json
+from socle.errors import SocleError
+from socle.oci.content import Descriptor
+from socle.oci.layout import (
+    LayoutImage,
+    blob_path,
+    index_descriptor,
+    read_image_layout,
+    write_blob,
+    write_index,
+    write_layer_blob,
+)
+from socle.oci.media import OCI_CONFIG
+
+# Files a build leaves behind that say only when and how it ran (paths without a leading "/").
+NOISE: tuple[str, ...] = (
+    "var/log/dpkg.log",
+    "var/log/alternatives.log",
+    "var/log/apt/*",
+    "var/cache/ldconfig/aux-cache",
+    "var/lib/apt/lists/*",
+    "var/cache/apt/*.bin",
+    "var/cache/debconf/*-old",
+)
+# PAX records that carry meaning (extended attributes such as file capabilities);
+# times (mtime, atime, ctime with sub-second precision) are dropped.
+_KEPT_PAX = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
+_WHITEOUT = ".wh."
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class NormaliseError(SocleError):
+    """A layout could not be normalised (an unreadable layer, an unknown compression)."""
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """What :func:`normalise_layout` did: the new manifest digest and what it dropped."""
+
+    digest: str
+    dropped: tuple[str, ...]
+    """The noise paths removed from the build's own layers, in layer order."""
+    empty_layers: int
+    """Layers that held only noise and were removed (their history entry marked empty)."""
+
+
+def is_noise(name: str, patterns: Sequence[str] = NOISE) -> bool:
+    """Whether the tar member `name` matches one of `patterns` (whiteouts never do)."""
+    path = _path(name)
+    if path.rsplit("/", 1)[-1].startswith(_WHITEOUT):
+        return False  # a deletion of the parent's file is meaning, not noise
+    return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
+
+
+def _path(name: str) -> str:
+    return name.removeprefix("./").lstrip("/")
+
+
+def normalise_layout(
+    layout: Path,
+    *,
+    epoch: int,
+    keep: int,
+    noise: Iterable[str] | None = None,
+) -> Normalised:
+    """Rewrite the layers above the bottom `keep` ones (the parent's) of `layout`'s image.
+
+    `epoch` is SOURCE_DATE_EPOCH: later mtimes and dates become it. `noise`
+    replaces :data:`NOISE` when given. Running it twice gives the same digest.
+    """
+    image = read_image_layout(layout)
+    patterns = NOISE if noise is None else tuple(noise)
+    if keep < 0 or keep > len(image.layers):
+        raise NormaliseError(
+            f"{layout}: cannot keep {keep} parent layers of an image with {len(image.layers)}"
+        )
+    diff_ids = list(image.diff_ids)
+    if len(diff_ids) != len(image.layers):
+        raise NormaliseError(
+            f"{layout}: the config lists {len(diff_ids)} diff_ids for {len(image.layers)} layers"
+        )
+    layers: list[Descriptor] = list(image.layers[:keep])
+    kept_ids: list[str] = diff_ids[:keep]
+    dropped: list[str] = []
+    emptied: list[int] = []  # indexes (among all layers) of layers that became empty
+    with tempfile.TemporaryDirectory(prefix=".normalise-", dir=layout) as tmp:
+        for index in range(keep, len(image.layers)):
+            tar = Path(tmp) / f"{index}.tar"
+            before = len(dropped)
+            members = _rewrite_layer(image, image.layers[index], tar, epoch, patterns, dropped)
+            if members == 0 and len(dropped) > before:
+                emptied.append(index)  # held only noise
+            descriptor, diff_id = write_layer_blob(layout, tar)
+            layers.append(_with_annotations(descriptor, image.layers[index].annotations))
+            kept_ids.append(diff_id)
+    config = dict(image.config)
+    removable = _removable(config, emptied, len(image.layers))
+    if removable:
+        config["history"] = _mark_empty(config["history"], removable)
+        layers = [d for i, d in enumerate(layers) if i not in removable]
+        kept_ids = [d for i, d in enumerate(kept_ids) if i not in removable]
+    config["rootfs"] = {"type": "layers", "diff_ids": kept_ids}
+    config["created"] = rfc3339(epoch)
+    if isinstance(config.get("history"), list):
+        config["history"] = [_clamped_history(entry, epoch) for entry in config["history"]]
+    digest = _write_manifest(layout, image, config, layers)
+    _remove_orphans(layout, image)
+    return Normalised(digest, tuple(dropped), len(removable))
+
+
+def rfc3339(epoch: int) -> str:
+    """`epoch` as an RFC 3339 UTC timestamp, e.g. 2024-01-31T00:00:00Z."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- one layer ---------------------------------------------------------------------------
+
+
+def _rewrite_layer(
+    image: LayoutImage,
+    layer: Descriptor,
+    out: Path,
+    epoch: int,
+    patterns: Sequence[str],
+    dropped: list[str],
+) -> int:
+    """Write the normalised tar of `layer` to `out`; return how many members it kept."""
+    kept = 0
+    gone: set[str] = set()
+    with _open_layer(image.blob_path(layer.digest)) as raw:
+        try:
+            with (
+                tarfile.open(fileobj=raw, mode="r|") as source,
+                tarfile.open(out, mode="w", format=tarfile.PAX_FORMAT) as target,
+            ):
+                for member in source:
+                    name = _path(member.name)
+                    if is_noise(name, patterns) or (
+                        member.islnk() and _path(member.linkname) in gone
+                    ):
+                        gone.add(name)
+                        dropped.append(name)
+                        continue
+                    data = source.extractfile(member) if member.isreg() else None
+                    target.addfile(_normalised(member, epoch), data)
+                    kept += 1
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise NormaliseError(f"layer {layer.digest} is not a readable tar: {exc}") from exc
+    return kept
+
+
+def _normalised(member: tarfile.TarInfo, epoch: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(member.name)
+    info.type = member.type
+    info.size = member.size if member.isreg() else 0
+    info.mode = member.mode
+    info.uid, info.gid = member.uid, member.gid
+    info.uname, info.gname = member.uname, member.gname
+    info.linkname = member.linkname
+    info.devmajor, info.devminor = member.devmajor, member.devminor
+    info.mtime = min(int(member.mtime), epoch)
+    info.pax_headers = {
+        key: value for key, value in member.pax_headers.items() if key.startswith(_KEPT_PAX)
+    }
+    return info
+
+
+@contextmanager
+def _open_layer(path: Path) -> Iterator[IO[bytes]]:
+    """A layer blob opened for reading, decompressed when gzipped."""
+    with path.open("rb") as handle:
+        magic = handle.read(2)
+        handle.seek(0)
+        if magic != _GZIP_MAGIC:
+            yield handle
+            return
+        with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
+            yield cast(IO[bytes], unzipped)
+
+
+# --- config, manifest, index -------------------------------------------------------------
+
+
+def _removable(config: Mapping[str, Any], emptied: Sequence[int], count: int) -> set[int]:
+    """The emptied layers that can go: only when each layer has its own history entry."""
+    history = config.get("history")
+    if not emptied or not isinstance(history, list):
+        return set()
+    with_layer = [e for e in history if isinstance(e, dict) and not e.get("empty_layer")]
+    return set(emptied) if len(with_layer) == count else set()
+
+
+def _mark_empty(history: list[Any], removable: set[int]) -> list[Any]:
+    marked: list[Any] = []
+    layer = 0
+    for entry in history:
+        if isinstance(entry, dict) and not entry.get("empty_layer"):
+            if layer in removable:
+                entry = {**entry, "empty_layer": True}
+            layer += 1
+        marked.append(entry)
+    return marked
+
+
+def _clamped_history(entry: Any, epoch: int) -> Any:
+    """A history entry dated no later than `epoch` (the parent's older dates stay)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("created"), str):
+        return entry
+    try:
+        when = datetime.fromisoformat(entry["created"].replace("Z", "+00:00"))
+    except ValueError:
+        return {**entry, "created": rfc3339(epoch)}
+    if when.tzinfo is None or when.timestamp() > epoch:
+        return {**entry, "created": rfc3339(epoch)}
+    return entry
+
+
+def _with_annotations(descriptor: Descriptor, annotations: Mapping[str, str]) -> Descriptor:
+    if not annotations:
+        return descriptor
+    return Descriptor(descriptor.media_type, descriptor.digest, descriptor.size, dict(annotations))
+
+
+def _write_manifest(
+    layout: Path, image: LayoutImage, config: Mapping[str, Any], layers: Sequence[Descriptor]
+) -> str:
+    config_desc = write_blob(
+        layout, canonical_json(config), image.config_descriptor.media_type or OCI_CONFIG
+    )
+    doc = image.manifest.json()
+    doc["config"] = config_desc.to_json()
+    doc["layers"] = [layer.to_json() for layer in layers]
+    manifest_desc = write_blob(layout, canonical_json(doc), image.manifest.media_type)
+    listed = index_descriptor(layout)
+    write_index(
+        layout,
+        [
+            Descriptor(
+                listed.media_type,
+                manifest_desc.digest,
+                manifest_desc.size,
+                dict(listed.annotations),
+            )
+        ],
+    )
+    return manifest_desc.digest
+
+
+def _remove_orphans(layout: Path, before: LayoutImage) -> None:
+    """Delete the blobs only the replaced manifest used (the layout keeps one image)."""
+    after = read_image_layout(layout)
+    if after.digest == before.digest:
+        return
+    used = {after.digest, *(blob.digest for blob in after.manifest.blobs())}
+    for old in (before.digest, *(blob.digest for blob in before.manifest.blobs())):
+        if old not in used:
+            blob_path(layout, old).unlink(missing_ok=True)
