@@ -25,6 +25,7 @@ from socle.builders.interface import (
     oci_reference,
     prepare_output,
 )
+from socle.builders.normalise import diff_ids_of, reproduce
 from socle.errors import InputError
 from socle.oci.layout import index_descriptor
 from socle.process import CommandError, Completed
@@ -48,9 +49,11 @@ def bud_command(request: BuildRequest, *, storage_driver: str | None = None) -> 
     cmd += ["--format", "oci", "-f", str(request.dockerfile)]
     if request.insecure_registries:
         cmd.append("--tls-verify=false")
-    for key, value in sorted(request.build_args.items()):
+    if request.source_date_epoch is not None:
+        cmd += ["--timestamp", str(request.source_date_epoch)]
+    for key, value in sorted(request.effective_build_args().items()):
         cmd += ["--build-arg", f"{key}={value}"]
-    for key, value in sorted(request.labels.items()):
+    for key, value in sorted(request.effective_labels().items()):
         cmd += ["--label", f"{key}={value}"]
     return [*cmd, "-t", request.name, str(request.context)]
 
@@ -95,7 +98,15 @@ class BuildahBuilder:
             raise BuildFailed(request.name, build_log(exc.stdout, exc.stderr)) from exc
         self._run(push_command(request.name, request.output, storage_driver=self._driver))
         index_descriptor(request.output)
+        if request.source_date_epoch is not None:
+            base = self._diff_ids(request.base) if request.base else ()
+            reproduce(request.output, epoch=request.source_date_epoch, base_diff_ids=base)
         return BuildResult(request.output, build_log(done.stdout, done.stderr, lines=20))
+
+    def _diff_ids(self, image: str) -> tuple[str, ...]:
+        """The layer diff_ids of the local image `image` (the parent, pulled by the build)."""
+        done = self._run([*self._buildah(), "inspect", "--type", "image", image])
+        return diff_ids_of(done.stdout, ("OCIv1", "rootfs", "diff_ids"))
 
     def load(self, layout: Path, name: str) -> None:
         """Pull the layout into local storage and name it `name`.

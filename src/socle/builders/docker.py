@@ -24,6 +24,7 @@ from socle.builders.interface import (
     prepare_output,
     qualified_tag,
 )
+from socle.builders.normalise import diff_ids_of, reproduce
 from socle.errors import InputError
 from socle.oci.layout import index_descriptor
 from socle.process import CommandError, Completed
@@ -39,9 +40,9 @@ BUILD_ENV = {"DOCKER_BUILDKIT": "0"}
 def build_command(request: BuildRequest) -> list[str]:
     """The `docker build` command line for `request` (host network, deterministic flag order)."""
     cmd = ["docker", "build", "--network", "host", "--force-rm", "-f", str(request.dockerfile)]
-    for key, value in sorted(request.build_args.items()):
+    for key, value in sorted(request.effective_build_args().items()):
         cmd += ["--build-arg", f"{key}={value}"]
-    for key, value in sorted(request.labels.items()):
+    for key, value in sorted(request.effective_labels().items()):
         cmd += ["--label", f"{key}={value}"]
     return [*cmd, "-t", request.name, str(request.context)]
 
@@ -87,8 +88,16 @@ class DockerBuilder:
             raise BuildFailed(request.name, log) from exc
         self._run(export_command(request.name, request.output))
         index_descriptor(request.output)
+        if request.source_date_epoch is not None:
+            base = self._diff_ids(request.base) if request.base else ()
+            reproduce(request.output, epoch=request.source_date_epoch, base_diff_ids=base)
         log = build_log(done.stdout, _without_notice(done.stderr), lines=20)
         return BuildResult(request.output, log)
+
+    def _diff_ids(self, image: str) -> tuple[str, ...]:
+        """The layer diff_ids of the daemon's image `image` (the parent, pulled by the build)."""
+        done = self._run(["docker", "image", "inspect", image])
+        return diff_ids_of(done.stdout, (0, "RootFS", "Layers"))
 
     def load(self, layout: Path, name: str) -> None:
         """Copy the layout's image into the daemon under `name`."""

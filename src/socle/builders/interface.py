@@ -18,6 +18,11 @@ from socle.errors import InputError, SocleError
 from socle.process import tail_of
 
 SETUP_HINT = "run `make setup` (installs docker.io docker-registry buildah skopeo mmdebstrap)"
+# The label that records a reproducible build's SOURCE_DATE_EPOCH, for `socle rebuild` to read.
+EPOCH_LABEL = "io.github.socle.source-date-epoch"
+EPOCH_ARG = "SOURCE_DATE_EPOCH"
+# The build argument that names the parent image (by digest), as socle's Dockerfiles take it.
+BASE_ARG = "BASE_IMAGE"
 
 # "STEP 2/3: RUN ..." (buildah) and "Step 2/3 : RUN ..." (docker's builder).
 _STEP_LINE = re.compile(r"^\s*step \d+/\d+\s*:\s*(?P<step>.+)$", re.IGNORECASE)
@@ -36,6 +41,29 @@ class BuildRequest:
     name: str
     output: Path
     insecure_registries: tuple[str, ...] = ()
+    source_date_epoch: int | None = None
+    """None: the builder's own times. Else the build is reproducible: the epoch is passed
+    as the SOURCE_DATE_EPOCH build argument and recorded in the EPOCH_LABEL label, and
+    the layers the build added are normalised (`socle.builders.normalise`)."""
+
+    def effective_build_args(self) -> dict[str, str]:
+        """The build arguments, with SOURCE_DATE_EPOCH for a reproducible build."""
+        args = dict(self.build_args)
+        if self.source_date_epoch is not None:
+            args.setdefault(EPOCH_ARG, str(self.source_date_epoch))
+        return args
+
+    def effective_labels(self) -> dict[str, str]:
+        """The labels, with the recorded epoch for a reproducible build."""
+        labels = dict(self.labels)
+        if self.source_date_epoch is not None:
+            labels[EPOCH_LABEL] = str(self.source_date_epoch)
+        return labels
+
+    @property
+    def base(self) -> str | None:
+        """The parent image the Dockerfile builds on (its BASE_IMAGE argument), if named."""
+        return self.build_args.get(BASE_ARG) or None
 
 
 @dataclass(frozen=True)
@@ -141,7 +169,6 @@ def prepare_output(output: Path) -> None:
         f"{output} exists and is not an OCI image layout",
         hint="choose an empty or new folder for the build output",
     )
-
 
 
 def qualified_tag(name: str) -> str:
