@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import gzip
+import json
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -138,6 +139,34 @@ def normalise_layout(
     digest = _write_manifest(layout, image, config, layers)
     _remove_orphans(layout, image)
     return Normalised(digest, tuple(dropped), len(removable))
+
+
+def reproduce(layout: Path, *, epoch: int, base_diff_ids: Sequence[str]) -> Normalised:
+    """Normalise the layers a build added on top of the parent whose layers are `base_diff_ids`.
+
+    The parent's layers are the bottom ones the image shares with it, by diff_id
+    (a multi-stage build's last stage may start from another image: then none).
+    """
+    own = read_image_layout(layout).diff_ids
+    keep = 0
+    for mine, theirs in zip(own, base_diff_ids, strict=False):
+        if mine != theirs:
+            break
+        keep += 1
+    return normalise_layout(layout, epoch=epoch, keep=keep)
+
+
+def diff_ids_of(inspected: str, path: Sequence[str | int]) -> tuple[str, ...]:
+    """The diff_ids at `path` in a builder's JSON description of an image."""
+    try:
+        found: Any = json.loads(inspected)
+        for step in path:
+            found = found[step]
+        return tuple(str(d) for d in found or ())
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise NormaliseError(
+            f"cannot read the parent's layers from the builder's description ({exc!r})"
+        ) from None
 
 
 def rfc3339(epoch: int) -> str:
