@@ -26,11 +26,12 @@ from pathlib import Path
 from socle.bootstrap.mmdebstrap import bootstrap
 from socle.bootstrap.spec import BootstrapSpec
 from socle.builders.interface import Builder, BuildRequest
-from socle.canonical import canonical_json
+from socle.canonical import canonical_json, sha256_digest
 from socle.core.catalog import Catalog, Kind
 from socle.core.convention import Variant
 from socle.core.graph import Graph
 from socle.core.plan import Action, Plan, Step
+from socle.core.platforms import arch_of, platform_json, platform_of
 from socle.core.state import FINGERPRINT, INPUTS
 from socle.errors import InputError, SocleError
 from socle.events import Event, Observer, Status, ignore
@@ -38,7 +39,16 @@ from socle.gates import Gate, Publisher, Subject
 from socle.journal import Journal, Move
 from socle.localimage import fetch_layout
 from socle.oci.layout import read_image_layout
-from socle.oci.media import BASE_DIGEST, BASE_NAME, CREATED, REF_NAME, REVISION, SOURCE, VERSION
+from socle.oci.media import (
+    BASE_DIGEST,
+    BASE_NAME,
+    CREATED,
+    OCI_INDEX,
+    REF_NAME,
+    REVISION,
+    SOURCE,
+    VERSION,
+)
 from socle.oci.reference import Reference
 from socle.registry.interface import Registry
 from socle.vcs import Revision
@@ -280,6 +290,8 @@ class Executor:
     ) -> str:
         """Build, gate, push by digest, sign and tag one variant; `push` says when it is pushed."""
         variant = step.variant
+        if variant.multi_platform:
+            return self._publish_index(step, outcomes, work, push, started)
         target = Reference(self.catalog.registry, variant.image.repository)
         parent_digest = self._parent_digest(variant, outcomes)
         annotations = self.annotations(step, parent_digest)
@@ -291,10 +303,12 @@ class Executor:
                 digest = self._republish(variant, target)
                 layout = self.fetch(target.with_digest(digest), folder / "layout")
             elif variant.image.kind is Kind.BOOTSTRAP:
-                layout = self._bootstrap(variant, folder, annotations)
+                layout = self._bootstrap(variant, folder, annotations, variant.architectures[0])
             else:
                 assert parent_digest is not None
-                layout = self._build(variant, folder, annotations, parent_digest, local)
+                arch = variant.architectures[0] if variant.version.architectures else None
+                base = self._base_for(variant, parent_digest, arch)
+                layout = self._build(variant, folder, annotations, base, local, arch)
             built_in = outcomes[variant.key].build_seconds = time.monotonic() - started
             self.observer(
                 Event(Status.BUILDING, variant.key, f"built in {built_in:.1f} s", seconds=built_in)
@@ -327,6 +341,177 @@ class Executor:
             self._leftovers.append(local)
         self._checkpoint(variant.key)
         self.client.tag(target.with_digest(digest), variant.exact_tag)
+        return digest
+
+    def _publish_index(
+        self,
+        step: Step,
+        outcomes: dict[str, Outcome],
+        work: Path,
+        push: Future[str],
+        started: float,
+    ) -> str:
+        """`_publish` for a variant of several architectures: one image each, then an index.
+
+        Every platform is produced and passes its own gates (its tests run under
+        emulation) before anything is pushed, so a failed platform blocks the whole
+        index: a tag never names an index with a platform missing. Each platform
+        manifest records its own fingerprint and its parent's platform manifest as
+        its base; the index records the variant's fingerprint and the parent's index.
+        Signatures and attestations go on every platform manifest and on the index.
+        """
+        variant = step.variant
+        key = variant.key
+        target = Reference(self.catalog.registry, variant.image.repository)
+        parent_digest = self._parent_digest(variant, outcomes)
+        annotations = self.annotations(step, parent_digest)
+        upstream = variant.image.kind is Kind.UPSTREAM
+        folder = work / key.replace(":", "_").replace("/", "_")
+        subjects: dict[str, Subject] = {}
+        published: dict[str, str] = {}  # arch -> platform manifest digest
+        try:
+            if upstream:  # every listed platform must be in the pinned index before the copy
+                pin = variant.version.upstream
+                if pin is not None and pin.digest is not None:
+                    source = Reference.parse(f"{pin.image}@{pin.digest}")
+                    published = self._platforms(source, variant.architectures, key)
+                digest = self._republish(variant, target)
+            for arch in variant.architectures:
+                local = f"socle-build/{variant.image.name}:{variant.exact_tag}-{arch}"
+                own = self._platform_annotations(step, annotations, arch)
+                if upstream:
+                    layout = self.fetch(target.with_digest(published[arch]), folder / arch)
+                elif variant.image.kind is Kind.BOOTSTRAP:
+                    layout = self._bootstrap(variant, folder / arch, own, arch)
+                else:
+                    assert parent_digest is not None
+                    base = self._base_for(variant, parent_digest, arch)
+                    own[BASE_DIGEST] = base
+                    self._leftovers.append(local)
+                    layout = self._build(variant, folder / arch, own, base, local, arch)
+                built = variant.image.kind is Kind.BUILD
+                subjects[arch] = Subject(
+                    variant, layout, local, self._loader(layout, local, built=built), own
+                )
+            built_in = outcomes[key].build_seconds = time.monotonic() - started
+            self.observer(
+                Event(
+                    Status.BUILDING,
+                    key,
+                    f"built {len(subjects)} platforms in {built_in:.1f} s",
+                    seconds=built_in,
+                )
+            )
+            details: dict[str, object] = {}
+            notes: list[str] = []
+            outcomes[key].details, outcomes[key].notes = details, notes
+            for arch, subject in subjects.items():
+                subject.annotations.update(self._check(subject))
+                details[arch] = subject.details
+                notes.extend(f"{arch}: {note}" for note in subject.notes)
+            self._await_parent(variant)  # nothing of a child is published before its parent
+            self._checkpoint(key)
+            if not upstream:
+                self.observer(Event(Status.PUSHING, key, f"{len(subjects)} platforms"))
+                mount = [variant.parent.image.repository] if variant.parent else []
+                for arch, subject in subjects.items():
+                    self._checkpoint(key)
+                    manifest = self.client.push_layout(
+                        subject.layout, target, annotations=subject.annotations, mount_from=mount
+                    )
+                    published[arch] = manifest.digest
+                digest = self._push_index(target, published, annotations)
+            push.set_result(digest)  # its children may start building on it
+            whole = Subject(variant, folder, "", lambda: None, annotations)
+            for publisher in self.publishers:
+                self.observer(Event(Status.PUSHING, key, publisher.name))
+                for arch, subject in subjects.items():
+                    publisher.publish(subject, target.with_digest(published[arch]))
+                publisher.publish(whole, target.with_digest(digest))
+            notes.extend(whole.notes)
+        finally:
+            # Removed after the build phase, never while another build may share its layers.
+            self._leftovers.extend(
+                s.local_name for s in subjects.values() if s.local_name not in self._leftovers
+            )
+        self._checkpoint(key)
+        self.client.tag(target.with_digest(digest), variant.exact_tag)
+        return digest
+
+    def _platform_annotations(
+        self, step: Step, annotations: Mapping[str, str], arch: str
+    ) -> dict[str, str]:
+        """What one platform manifest of an index records: its own fingerprint."""
+        own = dict(annotations)
+        own[FINGERPRINT] = sha256_digest(
+            canonical_json({"variant": step.fingerprint, "platform": platform_of(arch)})
+        )
+        own.pop(BASE_DIGEST, None)  # a platform's base is its parent's platform manifest
+        return own
+
+    def _platforms(self, index: Reference, arches: Sequence[str], key: str) -> dict[str, str]:
+        """The platform manifest of each of `arches` in the index at `index` (arch -> digest)."""
+        manifest = self.client.get_manifest(index)
+        found: dict[str, str] = {}
+        if manifest.is_index:
+            for child in manifest.children():
+                if child.platform is None or child.platform.os != "linux":
+                    continue  # attestation manifests, other systems
+                arch = arch_of(child.platform.architecture, child.platform.variant)
+                if arch is not None:
+                    found.setdefault(arch, child.digest)
+        missing = [arch for arch in arches if arch not in found]
+        if missing:
+            if manifest.is_index:
+                lacking = ", ".join(platform_of(a) for a in missing)
+                message = f"{key}: the index {index} has no {lacking} image"
+            else:
+                wanted = ", ".join(platform_of(a) for a in arches)
+                message = f"{key}: {index} is one image, not an index of {wanted}"
+            raise SocleError(
+                message,
+                hint="build the parent for every architecture its children list, "
+                "or pin an upstream index that has them",
+            )
+        return {arch: found[arch] for arch in arches}
+
+    def _base_for(self, variant: Variant, parent_digest: str, arch: str | None) -> str:
+        """The parent image a build of `arch` starts FROM: its platform manifest in an index.
+
+        Building on the index itself would let a builder reuse another platform's
+        image it pulled before under the same digest.
+        """
+        parent = variant.parent
+        if arch is None or parent is None or not parent.multi_platform:
+            return parent_digest
+        ref = Reference(self.catalog.registry, parent.image.repository, digest=parent_digest)
+        return self._platforms(ref, [arch], variant.key)[arch]
+
+    def _push_index(
+        self, target: Reference, platforms: Mapping[str, str], annotations: Mapping[str, str]
+    ) -> str:
+        """Put the OCI image index of `platforms` (arch -> pushed manifest) by digest."""
+        entries = []
+        for arch, digest in platforms.items():
+            head = self.client.head_manifest(target.with_digest(digest))
+            assert head is not None, f"{digest} was just pushed"
+            entries.append(
+                {
+                    "mediaType": head.media_type,
+                    "digest": digest,
+                    "size": head.size,
+                    "platform": platform_json(arch),
+                }
+            )
+        index = {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": entries,
+            "annotations": dict(sorted(annotations.items())),
+        }
+        data = canonical_json(index)
+        digest = sha256_digest(data)
+        self.client.put_manifest(target.with_digest(digest), data, OCI_INDEX)
         return digest
 
     @contextmanager
@@ -490,7 +675,9 @@ class Executor:
         )
         return self.client.copy(source, target.with_digest(upstream.digest)).digest
 
-    def _bootstrap(self, variant: Variant, folder: Path, labels: Mapping[str, str]) -> Path:
+    def _bootstrap(
+        self, variant: Variant, folder: Path, labels: Mapping[str, str], arch: str
+    ) -> Path:
         spec = variant.version.bootstrap
         assert spec is not None
         result = bootstrap(
@@ -499,7 +686,7 @@ class Executor:
                 packages=spec.packages,
                 variant=spec.variant,
                 components=spec.components,
-                architecture=spec.architecture,
+                architecture=arch,
                 mirror=spec.mirror,
                 security=spec.security,
             ),
@@ -514,11 +701,13 @@ class Executor:
         variant: Variant,
         folder: Path,
         labels: Mapping[str, str],
-        parent_digest: str,
+        base_digest: str,
         name: str,
+        arch: str | None = None,
     ) -> Path:
+        """Build on the parent image `base_digest` (for `arch`'s platform when one is given)."""
         assert variant.parent is not None and variant.version.context and variant.version.dockerfile
-        base = f"{self.catalog.registry}/{variant.parent.image.repository}@{parent_digest}"
+        base = f"{self.catalog.registry}/{variant.parent.image.repository}@{base_digest}"
         request = BuildRequest(
             context=variant.version.context,
             dockerfile=variant.version.dockerfile,
@@ -527,6 +716,7 @@ class Executor:
             name=name,
             output=folder / "layout",
             insecure_registries=insecure(self.catalog.registry),
+            platform=platform_of(arch) if arch is not None else None,
         )
         return self.builder.build(request).layout
 

@@ -55,16 +55,22 @@ class InputReader:
 
 
 def components_of(version: Version, reader: InputReader) -> Components:
+    # Declared architectures are an input (an image of none declared keeps its fingerprint).
+    arches = (("architectures", ",".join(version.architectures)),) if version.architectures else ()
     if version.bootstrap is not None:
-        return (("bootstrap", sha256_digest(canonical_json(version.bootstrap.parameters()))),)
+        parameters = version.bootstrap.parameters()
+        if version.architectures:  # each platform's bootstrap gets its own architecture
+            del parameters["architecture"]
+        return (("bootstrap", sha256_digest(canonical_json(parameters))), *arches)
     if version.upstream is not None:
         pin = version.upstream.digest or f"unpinned:{version.upstream}"
-        return (("upstream", pin),)
+        return (("upstream", pin), *arches)
     assert version.dockerfile is not None and version.context is not None
     return (
         ("args", sha256_digest(canonical_json(dict(version.build_args)))),
         ("context", reader.tree_digest(version.context, version.dockerfile)),
         ("dockerfile", reader.file_digest(version.dockerfile)),
+        *arches,
     )
 
 

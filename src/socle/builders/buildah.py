@@ -49,6 +49,8 @@ def bud_command(request: BuildRequest, *, storage_driver: str | None = None) -> 
     cmd += ["--format", "oci", "-f", str(request.dockerfile)]
     if request.insecure_registries:
         cmd.append("--tls-verify=false")
+    if request.platform is not None:
+        cmd += ["--platform", request.platform]
     if request.source_date_epoch is not None:
         cmd += ["--timestamp", str(request.source_date_epoch)]
     for key, value in sorted(request.effective_build_args().items()):

@@ -40,6 +40,8 @@ BUILD_ENV = {"DOCKER_BUILDKIT": "0"}
 def build_command(request: BuildRequest) -> list[str]:
     """The `docker build` command line for `request` (host network, deterministic flag order)."""
     cmd = ["docker", "build", "--network", "host", "--force-rm", "-f", str(request.dockerfile)]
+    if request.platform is not None:
+        cmd += ["--platform", request.platform]
     for key, value in sorted(request.effective_build_args().items()):
         cmd += ["--build-arg", f"{key}={value}"]
     for key, value in sorted(request.effective_labels().items()):

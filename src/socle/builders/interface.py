@@ -65,6 +65,8 @@ class BuildRequest:
         """The parent image the Dockerfile builds on (its BASE_IMAGE argument), if named."""
         return self.build_args.get(BASE_ARG) or None
 
+    platform: str | None = None  # `linux/arm64/v8`: another architecture, run under emulation
+
 
 @dataclass(frozen=True)
 class BuildResult:

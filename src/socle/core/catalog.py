@@ -97,6 +97,9 @@ class Version:
     bootstrap: Bootstrap | None = None
     upstream: Upstream | None = None
     tests: tuple[ImageTest, ...] = ()
+    # Debian architecture names, native first; () when the catalog declares none (one image,
+    # for the bootstrap's architecture or amd64). Two or more are published as an OCI index.
+    architectures: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

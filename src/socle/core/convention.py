@@ -20,6 +20,7 @@ from typing import NamedTuple
 from socle.core import versions
 from socle.core.catalog import Catalog, Image, ParentRef, Version
 from socle.core.nodes import Location, did_you_mean
+from socle.core.platforms import DEFAULT_ARCH
 from socle.errors import Problem
 
 
@@ -45,6 +46,20 @@ class Variant:
 
     def ref(self, registry: str, tag: str | None = None) -> str:
         return f"{registry}/{self.image.repository}:{tag or self.exact_tag}"
+
+    @property
+    def architectures(self) -> tuple[str, ...]:
+        """The Debian architectures it is produced for, native first (see `Version`)."""
+        if self.version.architectures:
+            return self.version.architectures
+        if self.version.bootstrap is not None:
+            return (self.version.bootstrap.architecture,)
+        return (DEFAULT_ARCH,)
+
+    @property
+    def multi_platform(self) -> bool:
+        """Published as an OCI image index of one image per architecture."""
+        return len(self.version.architectures) > 1
 
     @cached_property
     def suffixes(self) -> tuple[str, ...]:
@@ -102,8 +117,26 @@ def drafts_of(
             yield Draft(image, version, None, version.name, (versions.key(version.name),))
             continue
         for parent in resolve_parents(version, done, catalog, problems):
+            if problem := missing_platforms(image, version, parent):
+                problems.append(problem)
+                continue
             exact = f"{version.name}-{parent.image.tag_name}{parent.exact_tag}"
             yield Draft(image, version, parent, exact, (versions.key(version.name), parent.order))
+
+
+def missing_platforms(image: Image, version: Version, parent: Variant) -> Problem | None:
+    """A version built for an architecture its parent variant is not published for."""
+    wanted = version.architectures or (DEFAULT_ARCH,)
+    missing = [arch for arch in wanted if arch not in parent.architectures]
+    if not missing:
+        return None
+    return located(
+        version.location,
+        f"{image.name}:{version.name} is built for {', '.join(wanted)}, but its parent "
+        f"{parent.key} only for {', '.join(parent.architectures)}: add "
+        f"{', '.join(missing)} to the `architectures` of {parent.image.name}, "
+        f"or leave {'it' if len(missing) == 1 else 'them'} out here",
+    )
 
 
 def resolve_parents(

@@ -29,11 +29,21 @@ from socle.core.catalog import (
 )
 from socle.core.imagetest_parse import parse_tests
 from socle.core.nodes import LOADER, Entries, Location, Reader, did_you_mean
+from socle.core.platforms import KNOWN_ARCHES
 from socle.core.policy import parse_policy
 from socle.errors import InputError, Problem
 from socle.oci.reference import registry_host_problem
 
-TOP_KEYS = ("registry", "namespace", "images", "max_age", "pins", "policy", "scan")
+TOP_KEYS = (
+    "registry",
+    "namespace",
+    "images",
+    "max_age",
+    "pins",
+    "policy",
+    "scan",
+    "architectures",
+)
 SCAN_KEYS = ("scanner", "db")
 IMAGE_KEYS = (
     "repository",
@@ -49,6 +59,7 @@ IMAGE_KEYS = (
     "versions",
     "max_age",
     "tests",
+    "architectures",
 )
 VERSION_KEYS = (
     "aliases",
@@ -60,6 +71,7 @@ VERSION_KEYS = (
     "tag",
     "bootstrap",
     "tests",
+    "architectures",
 )
 BOOTSTRAP_KEYS = (
     "distribution",
@@ -137,6 +149,7 @@ class CatalogParser:
         self.base_dir = path.parent
         self.path = path
         self.max_age: Duration | None = None
+        self.architectures: tuple[str, ...] = ()  # the catalog-wide default
         self.pins: dict[str, str] = {}
 
     def parse(self, root: yaml.Node) -> Catalog:
@@ -148,6 +161,8 @@ class CatalogParser:
         if namespace and not REPOSITORY_RE.match(namespace):
             self.r.error(top["namespace"][1], f"invalid namespace {namespace!r}")
         self.max_age = self.duration(top["max_age"][1]) if "max_age" in top else None
+        if "architectures" in top:
+            self.architectures = self.arches(top["architectures"][1])
         pins_node = top.get("pins", (None, None))[1]
         pins_path = self.path_value(pins_node, "pins") or self.path.with_suffix(".pins.yaml")
         self.pins = read_pins(pins_path, self.r, pins_node, self.files)
@@ -235,9 +250,15 @@ class CatalogParser:
             default_parent = refs[0] if refs else None
         aliases = self.tags(entries["aliases"][1], "aliases") if "aliases" in entries else ()
         max_age = self.duration(entries["max_age"][1]) if "max_age" in entries else self.max_age
+        image_arches = (
+            self.arches(entries["architectures"][1])
+            if "architectures" in entries
+            else self.architectures
+        )
         defaults = ImageDefaults(
             name=name,
             kind=kind,
+            architectures=image_arches,
             args=image_args,
             parents=image_parents,
             bootstrap=entries.get("bootstrap", (None, None))[1],
@@ -337,7 +358,20 @@ class CatalogParser:
             args.update(self.args(entries["args"][1]))
         parents = self.parents(entries["parents"][1]) if "parents" in entries else d.parents
         tests = parse_tests(self.r, entries["tests"][1]) if "tests" in entries else ()
-        version = Version(name, where, aliases, parents, tuple(sorted(args.items())), tests=tests)
+        arches = (
+            self.arches(entries["architectures"][1])
+            if "architectures" in entries
+            else d.architectures
+        )
+        version = Version(
+            name,
+            where,
+            aliases,
+            parents,
+            tuple(sorted(args.items())),
+            tests=tests,
+            architectures=arches,
+        )
         if d.kind is Kind.BUILD:
             return self.with_sources(version, entries, d, key_node)
         if d.kind is Kind.UPSTREAM:
@@ -411,6 +445,12 @@ class CatalogParser:
                 )
             )
         bootstrap = self.bootstrap(fields, key_node, f"{d.name}:{v.name}")
+        if v.architectures and "architecture" in fields:
+            self.r.error(
+                fields["architecture"][0],
+                f"bootstrap of {d.name}:{v.name} sets `architecture` and the image has "
+                "`architectures`: list them in `architectures` only",
+            )
         return replace(v, parents=(), build_args=(), bootstrap=bootstrap)
 
     def bootstrap(self, fields: Entries, owner: yaml.Node, what: str) -> Bootstrap:
@@ -484,6 +524,25 @@ class CatalogParser:
             refs.append(ParentRef(image, tag or None, self.r.where(item)))
         return tuple(refs)
 
+    def arches(self, node: yaml.Node) -> tuple[str, ...]:
+        """`architectures: [amd64, arm64]`: Debian names, each once, the native one first."""
+        found: list[str] = []
+        for text, item in self.r.strings(node, "architectures"):
+            if text not in KNOWN_ARCHES:
+                hint = did_you_mean(text, KNOWN_ARCHES)
+                self.r.error(
+                    item,
+                    f"unknown architecture {text!r}{hint}: socle knows {', '.join(KNOWN_ARCHES)} "
+                    "(Debian's names)",
+                )
+            elif text in found:
+                self.r.error(item, f"architecture {text!r} is listed twice")
+            else:
+                found.append(text)
+        if is_empty_collection(node):
+            self.r.error(node, "`architectures` is empty: list at least one (e.g. [amd64, arm64])")
+        return tuple(found)
+
     def tags(self, node: yaml.Node, what: str) -> tuple[str, ...]:
         result = []
         for text, item in self.r.strings(node, what):
@@ -508,8 +567,10 @@ class ImageDefaults:
         upstream: str | None,
         dockerfile: yaml.Node | None,
         context: yaml.Node | None,
+        architectures: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        self.architectures = architectures
         self.kind = kind
         self.args = args
         self.parents = parents

@@ -29,6 +29,7 @@ COMPONENT_TEXT = {
     "context": "build context changed",
     "args": "build args changed",
     "bootstrap": "bootstrap parameters changed (suite, packages, mirror...)",
+    "architectures": "architectures changed",
 }
 
 
