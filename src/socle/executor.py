@@ -390,9 +390,8 @@ class Executor:
                     self._leftovers.append(local)
                     layout = self._build(variant, folder / arch, own, base, local, arch)
                 built = variant.image.kind is Kind.BUILD
-                subjects[arch] = Subject(
-                    variant, layout, local, self._loader(layout, local, built=built), own
-                )
+                loader = self._loader(layout, local, built=built)
+                subjects[arch] = Subject(variant, layout, local, loader, own, arch=arch)
             built_in = outcomes[key].build_seconds = time.monotonic() - started
             self.observer(
                 Event(

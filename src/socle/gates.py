@@ -57,6 +57,19 @@ class Subject:
     inventory: Inventory | None = None  # what the SBOM gate found, for the scan and the SBOM
     sbom: str | None = None  # the CycloneDX document, once the digest is known
     details: dict[str, object] = field(default_factory=dict)  # structured gate results (history)
+    arch: str | None = None  # the platform of an index's image (its tests run under emulation)
+
+    @property
+    def name(self) -> str:
+        """`tool:1-os1`, or `tool:1-os1 (arm64)` for one platform of an index."""
+        key = self.variant.key
+        return f"{key} ({self.arch})" if self.arch else key
+
+    @property
+    def file_stem(self) -> str:
+        """The name of its report files: `tool_1-os1`, `tool_1-os1.arm64`."""
+        stem = self.variant.key.replace(":", "_")
+        return f"{stem}.{self.arch}" if self.arch else stem
 
 
 class Gate(Protocol):
@@ -103,9 +116,8 @@ class TestGate:
         report = run_tests(self.builder, subject.local_name, config, tests)
         if self.reports is not None:
             self.reports.mkdir(parents=True, exist_ok=True)
-            name = subject.variant.key.replace(":", "_")
-            (self.reports / f"{name}.junit.xml").write_text(
-                to_junit_xml(report, subject.variant.key)
+            (self.reports / f"{subject.file_stem}.junit.xml").write_text(
+                to_junit_xml(report, subject.name)
             )
         summary = report.summary()
         subject.notes.append(f"tests: {summary}")
@@ -116,7 +128,7 @@ class TestGate:
         if report.failed:
             details = "\n".join(f"  - {r.name}: {r.message}" for r in report.failed)
             raise GateFailed(
-                f"image tests failed for {subject.variant.key} ({summary})\n{details}",
+                f"image tests failed for {subject.name} ({summary})\n{details}",
                 hint="fix the image or the test in the catalog's `tests:`",
             )
         return {TESTS: summary}
@@ -170,7 +182,7 @@ class ScanGate:
             subject.details["scan"] = scan_details(report, verdict, self.policy)
         if verdict is not None and not verdict.allowed:
             raise GateFailed(
-                f"the CVE policy blocks {subject.variant.key}\n"
+                f"the CVE policy blocks {subject.name}\n"
                 + "\n".join(f"  - {line}" for line in verdict.explain()),
                 hint="rebuild on patched packages, or add an allowlist entry with a reason, "
                 "an owner and an expiry date to the catalog's `policy:`",
@@ -186,12 +198,12 @@ class ScanGate:
         if self.scanner is None:
             return None
         assert subject.inventory is not None, "the SBOM gate runs before the scan gate"
-        target = ScanTarget(subject.variant.key, "", subject.layout, subject.inventory)
+        target = ScanTarget(subject.name, "", subject.layout, subject.inventory)
         report = self.scanner.scan(target)
         if self.reports is not None:
             self.reports.mkdir(parents=True, exist_ok=True)
-            name = subject.variant.key.replace(":", "_")
-            (self.reports / f"{name}.scan.json").write_text(json.dumps(report.to_json(), indent=2))
+            report_file = self.reports / f"{subject.file_stem}.scan.json"
+            report_file.write_text(json.dumps(report.to_json(), indent=2))
         return report
 
 
@@ -249,8 +261,7 @@ class SbomPublisher:
         )
         if self.reports is not None:
             self.reports.mkdir(parents=True, exist_ok=True)
-            name = subject.variant.key.replace(":", "_")
-            (self.reports / f"{name}.cdx.json").write_text(subject.sbom)
+            (self.reports / f"{subject.file_stem}.cdx.json").write_text(subject.sbom)
 
 
 class SignPublisher:
