@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "why": ("build", "why_cmd"),
     "build": ("build", "build_cmd"),
     "promote": ("build", "promote_cmd"),
+    "rebuild": ("rebuild", "rebuild_cmd"),
     "prune": ("prune", "prune_cmd"),
     "export": ("export", "export_cmd"),
     "deploy": ("deploy", "deploy_group"),
