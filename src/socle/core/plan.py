@@ -77,6 +77,8 @@ class Step:
             "parents": [parent.key] if parent else [],
             "level": self.level,
             "refs": list(self.refs),
+            "architectures": list(self.variant.architectures),
+            "index": self.variant.multi_platform,  # published as an OCI image index
             "fingerprint": self.fingerprint,
             "action": self.action.value,
             "reasons": [r.text for r in self.reasons],

@@ -199,6 +199,7 @@ def test_plan_json_contract(write_catalog: CatalogWriter) -> None:
     first = data["images"][0]
     assert {"name", "version", "variant", "refs", "fingerprint", "action", "reasons"} <= set(first)
     assert first["action"] == "build" and first["fingerprint"].startswith("sha256:")
+    assert (first["architectures"], first["index"]) == (["amd64"], False)
 
 
 # --- properties ------------------------------------------------------------------------------
