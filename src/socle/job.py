@@ -176,8 +176,26 @@ class BuildJob:
         """
         return self.settings.cascade or not self.settings.only
 
+    def check_emulation(self, plan: Plan) -> None:
+        """Refuse, before anything is built, a run needing an architecture this host cannot run.
+
+        A foreign platform's bootstrap and `RUN` steps execute its programs under
+        qemu-user emulation; without it the build would fail midway, once per image.
+        """
+        from socle.emulation import require_emulation
+
+        needed = {
+            arch
+            for step in plan.builds()
+            if self.selected is None or step.variant.key in self.selected
+            for arch in step.variant.architectures
+        }
+        for arch in sorted(needed):
+            require_emulation(arch)
+
     def execute(self, plan: Plan, observer: Observer = ignore) -> list[Outcome]:
         """Build what `plan` says within the selection, then move tags."""
+        self.check_emulation(plan)
         executor = self._executor(self.builder, observer)
         return executor.run(plan, selected=self.selected, floating=self.moves_floating_tags)
 

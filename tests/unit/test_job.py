@@ -165,3 +165,32 @@ def test_a_cascading_only_run_still_moves_its_families_tags(
     assert job.moves_floating_tags and not jobs.job("base:1").moves_floating_tags
     job.execute(job.plan())
     assert floating(registry) == FLOATING
+
+
+def test_a_run_needing_emulation_this_host_lacks_is_refused_before_any_build(
+    write_catalog: CatalogWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socle.emulation
+
+    real = socle.emulation.require_emulation
+    unregistered = tmp_path / "binfmt_misc"  # binfmt_misc not mounted there
+    monkeypatch.setattr(
+        socle.emulation,
+        "require_emulation",
+        lambda arch: real(arch, root=unregistered, native="amd64"),
+    )
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    path.write_text(path.read_text().replace("images:", "architectures: [amd64, arm64]\nimages:"))
+    builder = FakeBuilder()
+    made = Pipeline(path, client, builder).job()
+    plan = made.plan()
+    puts = len(registry.seen("PUT"))
+    with pytest.raises(SocleError) as caught:
+        made.execute(plan)
+    assert caught.value.message == (
+        f"cannot run arm64 programs on this amd64 machine: binfmt_misc is not mounted at "
+        f"{unregistered}"
+    )
+    assert "qemu-user-static" in (caught.value.hint or "")
+    assert builder.built == [] and len(registry.seen("PUT")) == puts  # nothing was built
