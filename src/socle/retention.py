@@ -29,7 +29,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -97,6 +97,7 @@ class Attachment:
     kind: str
     digest: str
     tag: str | None = None
+    of: str | None = None  # the platform manifest it is attached to, for an index's platforms
 
 
 @dataclass(frozen=True)
@@ -331,7 +332,7 @@ def _without_shared_platforms(plan: VariantPlan, kept: set[str]) -> VariantPlan:
             d.repository,
             d.digest,
             d.created,
-            d.attachments,
+            tuple(a for a in d.attachments if a.of is None or a.of not in kept),
             tuple(p for p in d.platforms if p not in kept),
             d.why,
         )
@@ -457,7 +458,32 @@ def _collect_repository(
                 platforms,
             )
         )
-    return generations, leftovers
+    return _fold_platforms(generations), leftovers
+
+
+def _fold_platforms(generations: list[Generation]) -> list[Generation]:
+    """An index's platform manifests belong to its generation, not to generations of their own.
+
+    socle signs each platform of an index, so their signatures' tags find them
+    beside the index; counted apart, they would be superseded generations of the
+    variant and a platform of the current index could be deleted. Unless a tag
+    names it, a platform goes with its index, its attachments deleted first.
+    """
+    by_digest = {g.digest: g for g in generations}
+    platform = {p for g in generations for p in g.platforms if p in by_digest}
+    platform -= {p for p in platform if by_digest[p].tags}
+    folded = []
+    for gen in generations:
+        if gen.digest in platform:
+            continue
+        own = tuple(
+            replace(a, kind=f"platform {a.kind}", of=p)
+            for p in gen.platforms
+            if p in platform
+            for a in by_digest[p].attachments
+        )
+        folded.append(replace(gen, attachments=own + gen.attachments) if own else gen)
+    return folded
 
 
 def _flat(attachment_tags: Mapping[str, Mapping[str, str]]) -> list[str]:

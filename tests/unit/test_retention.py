@@ -12,7 +12,7 @@ import pytest
 
 from socle.canonical import sha256_digest
 from socle.errors import InputError
-from socle.oci.media import CREATED, OCI_CONFIG, OCI_MANIFEST, REF_NAME
+from socle.oci.media import CREATED, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, REF_NAME
 from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient
 from socle.retention import (
@@ -333,3 +333,75 @@ def test_the_gc_hint_names_the_config_of_the_registry_socle_up_runs(
     paths.registry_config.write_text(render_registry_config(paths, "127.0.0.1:5000"))
     assert f"docker-registry garbage-collect {paths.registry_config}" in _gc_hint("127.0.0.1:5000")
     assert "docker-registry garbage-collect CONFIG" in _gc_hint("127.0.0.1:5001")
+
+
+def test_an_index_and_its_signed_platforms_go_together_and_the_current_ones_stay(
+    write_catalog: CatalogWriter,
+) -> None:
+    """socle signs every platform of an index: those are parts of the index, never generations."""
+    path = write_catalog(
+        f"""\
+        registry: r.test
+        namespace: t
+        architectures: [amd64, arm64]
+        images:
+          base:
+            upstream: upstream/busybox
+            versions:
+              "1": {{digest: "{digest(0)}"}}
+          app:
+            parents: [base]
+            versions: ["1"]
+        """,
+        contexts=("app",),
+    )
+    catalog, graph = validate(path)
+    fake = FakeRegistry()
+    client = RegistryClient(transport=httpx.MockTransport(fake), sleep=lambda _: None)
+    _, _, key = new_key()
+    app = Reference("r.test", "t/app", tag="1-base1")
+    indexes: list[str] = []
+    platforms: list[list[str]] = []
+    for n in range(3):  # three rebuilds of a two-platform variant, everything signed
+        created = NOW - timedelta(days=10 - n)
+        pair = [push(client, app, "1-base1", created + timedelta(seconds=s)) for s in (1, 2)]
+        for one in pair:
+            sign(client, app.with_digest(one), key)
+        entries = [
+            {"mediaType": OCI_MANIFEST, "digest": d, "size": 1, "platform": p}
+            for d, p in zip(
+                pair,
+                (
+                    {"architecture": "amd64", "os": "linux"},
+                    {"architecture": "arm64", "os": "linux"},
+                ),
+                strict=True,
+            )
+        ]
+        stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+        index = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": entries,
+                "annotations": {REF_NAME: "1-base1", CREATED: stamp},
+            }
+        ).encode()
+        indexes.append(client.put_manifest(app, index, OCI_INDEX))
+        sign(client, app.with_digest(indexes[-1]), key)
+        platforms.append(pair)
+
+    plan = find_prunable(catalog, graph, client, RetentionPolicy(1, None, NOW))
+    (app_plan,) = [v for v in plan.variants if v.key == "app:1-base1"]
+    assert [k.digest for k in app_plan.kept] == [indexes[2]]
+    assert [d.digest for d in app_plan.deleted] == [indexes[1], indexes[0]]
+    apply_prune(plan, client)
+    repo = fake.repo("t/app")
+    for gone in [*indexes[:2], *platforms[0], *platforms[1]]:
+        assert gone not in repo.manifests
+        assert f"sha256-{gone[7:]}.sig" not in repo.tags
+    for alive in [indexes[2], *platforms[2]]:
+        assert alive in repo.manifests
+        assert f"sha256-{alive[7:]}.sig" in repo.tags
+    assert find_prunable(catalog, graph, client, RetentionPolicy(1, None, NOW)).doomed == ()
+    client.close()
