@@ -45,6 +45,7 @@ from socle.sbom import inventory
 RECORDED_LABELS = (FINGERPRINT, INPUTS, CREATED, VERSION, REF_NAME, SOURCE, REVISION)
 SHOWN_CHANGES = 25
 DIFFOSCOPE_LINES = 60
+DIFFOSCOPE_SECONDS = 300  # a big layer's report is not worth more; the file summary stays
 
 Diffoscope = Callable[[Path, Path], str | None]
 
@@ -279,9 +280,9 @@ def run_diffoscope(old: Path, new: Path) -> str | None:
         return None
     command = ["diffoscope", "--no-progress", "--text", "-", str(old), str(new)]
     try:
-        return process.run(command).stdout
+        return process.run(command, timeout=DIFFOSCOPE_SECONDS).stdout
     except process.CommandError as exc:  # exit 1: differences found, the report is on stdout
-        return exc.stdout if exc.returncode == 1 else None
+        return exc.stdout if exc.returncode == 1 else None  # else failed or timed out
 
 
 def _labels(config: Mapping[str, Any]) -> dict[str, str]:
