@@ -141,5 +141,26 @@ def test_a_two_platform_family_is_published_as_signed_indexes(
         for ref in refs:
             (claim,) = claims(cosign_verify(pub, ref, LEGACY, home=home))
             assert claim["critical"]["image"]["docker-manifest-digest"] == ref.split("@")[1]
+
+        # `socle verify` checks the index and each platform; an unsigned platform fails it.
+        verified = socle("verify", "--key", str(pub), tool, env=env)
+        assert verified.returncode == 0, verified.stderr
+        assert "is verified (sigstore-bundle, cosign-legacy), with its 2 platforms" in verified.stdout
+        assert verified.stdout.count("  platform linux/") == 2
+        arm64 = str(entries[1]["digest"])
+        for tag in (f"sha256-{arm64[7:]}.sig", f"sha256-{arm64[7:]}"):
+            run(
+                [
+                    "skopeo",
+                    "delete",
+                    "--tls-verify=false",
+                    f"docker://{registry.host}/ma/tool:{tag}",
+                ]
+            )
+        refused = socle("verify", "--key", str(pub), tool, env=env)
+        assert refused.returncode == 1
+        assert f"platform linux/arm64/v8: no signature for {registry.host}/ma/tool@{arm64}" in (
+            refused.stderr
+        )
     finally:
         registry.stop()

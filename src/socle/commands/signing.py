@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import click
 
+from socle.core.state import FINGERPRINT
 from socle.errors import InputError
 from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient
@@ -27,7 +28,7 @@ from socle.signing.keys import (
     load_private_key,
     load_public_key,
 )
-from socle.signing.verify import verify, verify_attestation
+from socle.signing.verify import Verification, verify, verify_attestation
 
 T = TypeVar("T")
 PASSWORD_ENV = "SOCLE_PASSWORD"
@@ -89,14 +90,42 @@ def sign_cmd(key_path: Path, reference: str) -> None:
 def verify_cmd(key_path: Path, reference: str) -> None:
     """Verify REFERENCE's signatures with PREFIX.pub: exit 0 if valid, 1 if not or missing."""
     public_key = read_public_key(key_path)
+    ref = Reference.parse(reference)
     with open_client() as client:
-        result = verify(client, Reference.parse(reference), public_key)
+        result = verify(client, ref, public_key)
+        platforms = platform_results(client, ref.with_digest(result.digest), public_key)
     click.echo(f"{reference} -> {result.digest}")
     for layout in result.layouts:
         click.echo(f"  {layout.describe()}")
     if not result.valid:
         raise VerificationFailed(result.reason)
-    click.echo(result.reason)
+    for platform, found, required in platforms:
+        click.echo(f"  platform {platform} -> {found.digest}: {found.reason}")
+        if not found.valid and (required or found.found):
+            raise VerificationFailed(f"{reference}: platform {platform}: {found.reason}")
+    click.echo(result.reason + (f", with its {len(platforms)} platforms" if platforms else ""))
+
+
+def platform_results(
+    client: RegistryClient, index: Reference, public_key: PublicKey
+) -> list[tuple[str, Verification, bool]]:
+    """Each platform manifest of an index, verified: (platform, result, must be signed).
+
+    socle signs every platform of the indexes it builds (they carry its
+    fingerprint), so there each must verify; the platforms of an index copied
+    from upstream are checked too, but only a bad signature fails them.
+    """
+    manifest = client.get_manifest(index)
+    if not manifest.is_index:
+        return []
+    required = FINGERPRINT in (manifest.json().get("annotations") or {})
+    found = []
+    for child in manifest.children():
+        if child.platform is None or child.platform.os == "unknown":
+            continue  # attestation manifests of buildkit indexes
+        result = verify(client, index.with_digest(child.digest), public_key)
+        found.append((str(child.platform), result, required))
+    return found
 
 
 @click.command("verify-attestation")
