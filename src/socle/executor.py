@@ -32,7 +32,7 @@ from socle.core.convention import Variant
 from socle.core.graph import Graph
 from socle.core.plan import Action, Plan, Step
 from socle.core.platforms import arch_of, platform_json, platform_of
-from socle.core.state import FINGERPRINT, INPUTS
+from socle.core.state import FINGERPRINT, GATES, INPUTS
 from socle.errors import InputError, SocleError
 from socle.events import Event, Observer, Status, ignore
 from socle.gates import Gate, Publisher, Subject
@@ -419,6 +419,10 @@ class Executor:
                         subject.layout, target, annotations=subject.annotations, mount_from=mount
                     )
                     published[arch] = manifest.digest
+                for record in GATES:  # each gate's summary on the index too, platform by platform
+                    if all(record in s.annotations for s in subjects.values()):
+                        said = (f"{a}: {s.annotations[record]}" for a, s in subjects.items())
+                        annotations[record] = "; ".join(said)
                 digest = self._push_index(target, published, annotations)
             push.set_result(digest)  # its children may start building on it
             whole = Subject(variant, folder, "", lambda: None, annotations)

@@ -10,7 +10,7 @@ import httpx
 
 from socle.builders.interface import BuildRequest, BuildResult
 from socle.canonical import canonical_json, sha256_digest
-from socle.core.state import FINGERPRINT
+from socle.core.state import FINGERPRINT, TESTS
 from socle.errors import GateFailed
 from socle.events import Event, Status
 from socle.executor import Executor, Outcome, RunOptions
@@ -73,7 +73,7 @@ class Gate:
         self.seen.append(subject.local_name)
         if self.refused is not None and self.refused in str(subject.layout):
             raise GateFailed(f"{subject.variant.key}: refused on {self.refused}")
-        return {"test.gate": "passed"}
+        return {"test.gate": "passed", TESTS: "1 passed"}
 
 
 class Signer:
@@ -189,6 +189,7 @@ def test_each_platform_is_built_on_its_parents_platform_and_published_as_one_ind
     annotations = index["annotations"]
     assert isinstance(annotations, dict)
     assert annotations[BASE_DIGEST] == base_index  # index to index
+    assert annotations[TESTS] == "amd64: 1 passed; arm64: 1 passed"
     platforms = {}
     for entry, arch in zip(entries, ("amd64", "arm64"), strict=True):
         own = manifest(client, f"{HOST}/t/tool@{entry['digest']}")["annotations"]
