@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+import pytest
 
+from socle.bootstrap.mmdebstrap import BootstrapResult
 from socle.builders.interface import BuildRequest, BuildResult
 from socle.canonical import canonical_json, sha256_digest
 from socle.core.state import FINGERPRINT, TESTS
@@ -249,3 +251,41 @@ def test_an_upstream_index_without_a_listed_platform_is_one_clear_error(
     )
     assert registry.repo("t/base").manifests == {}  # refused before the copy
     assert outcomes["tool:1-base1"].status is Status.BLOCKED
+
+
+def test_a_bootstrapped_os_is_bootstrapped_once_per_architecture(
+    write_catalog: CatalogWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socle.executor
+
+    asked: list[tuple[str | None, dict[str, str]]] = []
+
+    def fake_bootstrap(spec, out_dir, *, work_dir=None, labels=None):  # type: ignore[no-untyped-def]
+        asked.append((spec.architecture, dict(labels or {})))
+        arch = spec.architecture or "amd64"
+        write_layout(out_dir, tiny_image(f"debian {arch}", architecture=arch))
+        return BootstrapResult(out_dir, "", "", 0, 0.0, 0, "", arch)
+
+    monkeypatch.setattr(socle.executor, "bootstrap", fake_bootstrap)
+    registry = FakeRegistry()
+    client = RegistryClient(transport=httpx.MockTransport(registry), sleep=lambda _: None)
+    path = write_catalog(
+        f"""\
+        registry: {HOST}
+        namespace: t
+        images:
+          debian:
+            bootstrap: {{suite: bookworm}}
+            architectures: [amd64, arm64]
+            versions: ["12"]
+        """
+    )
+    outcomes, _ = execute(path, client, PlatformBuilder())
+    assert outcomes["debian:12"].status is Status.BUILT
+    assert [arch for arch, _ in asked] == ["amd64", "arm64"]
+    fingerprints = {labels[FINGERPRINT] for _, labels in asked}
+    assert len(fingerprints) == 2  # each platform image records its own fingerprint
+    index = manifest(client, f"{HOST}/t/debian:12")
+    entries = index["manifests"]
+    assert isinstance(entries, list)
+    assert [e["platform"]["architecture"] for e in entries] == ["amd64", "arm64"]
