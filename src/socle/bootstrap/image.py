@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 
 from socle.bootstrap.spec import (
     DEFAULT_PATH,
-    PLATFORMS,
     BootstrapSpec,
 )
+from socle.core.platforms import OCI_ARCH
 
 
 def image_config(spec: BootstrapSpec, epoch: int, labels: Mapping[str, str]) -> dict[str, object]:
     """The OCI image config of a bootstrapped image (rootfs is added by the layout writer)."""
-    architecture, variant = PLATFORMS[spec.architecture]
+    architecture, variant = OCI_ARCH[spec.effective_architecture()]
     created = rfc3339(epoch)
     runtime: dict[str, object] = {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": ["bash"]}
     if labels:
@@ -38,7 +38,7 @@ def _created_by(spec: BootstrapSpec) -> str:
     words = [
         "mmdebstrap",
         f"--variant={spec.variant}",
-        f"--architectures={spec.architecture}",
+        f"--architectures={spec.effective_architecture()}",
         f"--components={','.join(spec.components)}",
     ]
     if spec.packages:

@@ -22,6 +22,7 @@ Choices worth knowing (see `_CUSTOMIZE_HOOK`):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import tempfile
@@ -45,8 +46,11 @@ from socle.bootstrap.spec import (
     NO_LABELS,
     BootstrapSpec,
 )
+from socle.core.platforms import OCI_ARCH
+from socle.emulation import require_emulation
 from socle.errors import InputError, SocleError
-from socle.oci.layout import read_image_layout, write_image_layout
+from socle.oci.content import Platform
+from socle.oci.layout import index_descriptor, read_image_layout, write_image_layout, write_index
 from socle.oci.media import CREATED
 from socle.process import CommandError, run, tail_of
 
@@ -63,7 +67,6 @@ _CUSTOMIZE_HOOK = (
 )
 
 
-
 @dataclass(frozen=True)
 class BootstrapResult:
     """What a bootstrap produced."""
@@ -78,7 +81,8 @@ class BootstrapResult:
     source_date_epoch: int
     sources: str
     """The sources.list used for the bootstrap, and written into the image."""
-
+    architecture: str = ""
+    """The Debian architecture bootstrapped (`amd64`, `arm64`...)."""
 
 
 # --- the bootstrap ----------------------------------------------------------------------
@@ -96,11 +100,17 @@ def bootstrap(
     `out_dir` must be missing or empty. The rootfs tar (`rootfs.tar`) and the
     dpkg status file are kept in `work_dir` when one is given, else in a
     temporary folder removed afterwards. `labels` become the image config's
-    Labels. Raises SocleError when the mirror cannot be reached (naming it,
-    with the tail of mmdebstrap's log) and CommandError on other failures.
+    Labels; the config and the layout's `index.json` entry carry the
+    platform. A foreign architecture needs qemu-user emulation (see
+    :func:`socle.emulation.require_emulation`, checked first). Raises
+    SocleError when emulation is missing or the mirror cannot be reached
+    (naming it, with the tail of mmdebstrap's log) and CommandError on other
+    failures.
     """
     started = time.monotonic()
     _require_empty(out_dir)
+    arch = spec.effective_architecture()
+    require_emulation(arch)
     epoch = spec.effective_epoch()
     sources = spec_sources(spec)
     with _scratch(work_dir) as work:
@@ -113,6 +123,7 @@ def bootstrap(
             config=image_config(spec, epoch, labels),
             annotations={CREATED: rfc3339(epoch)},
         )
+        _record_platform(out_dir, arch)
     return BootstrapResult(
         layout=out_dir,
         manifest_digest=digest,
@@ -121,6 +132,16 @@ def bootstrap(
         duration=time.monotonic() - started,
         source_date_epoch=epoch,
         sources=sources,
+        architecture=arch,
+    )
+
+
+def _record_platform(layout: Path, arch: str) -> None:
+    """Name the image's platform in `index.json` (as `skopeo copy --all` and buildah do)."""
+    architecture, variant = OCI_ARCH[arch]
+    entry = index_descriptor(layout)
+    write_index(
+        layout, [dataclasses.replace(entry, platform=Platform("linux", architecture, variant))]
     )
 
 
@@ -168,7 +189,7 @@ def mmdebstrap_command(
         "--mode=auto",
         "--format=tar",
         f"--variant={spec.variant}",
-        f"--architectures={spec.architecture}",
+        f"--architectures={spec.effective_architecture()}",
         f"--components={','.join(spec.components)}",
         "--skip=output/dev",
         f"--hook-dir={MERGED_USR_HOOKS}",

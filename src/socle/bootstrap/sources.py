@@ -36,6 +36,7 @@ def host_sources(
     apt_dir: Path = Path("/etc/apt"),
     lists_dir: Path | None = Path("/var/lib/apt/lists"),
     components: tuple[str, ...] | None = None,
+    architecture: str | None = None,
 ) -> str:
     """The host's Debian archive entries for `suite` as one-line sources.list text.
 
@@ -45,7 +46,10 @@ def host_sources(
     `<suite>-security`. When apt has fetched a Release file for an entry
     (under `lists_dir`), entries whose Origin is not Debian are skipped too:
     a third-party repository may reuse the suite name. `components` replaces
-    the host's components when given. Raises SocleError, with a hint, if no
+    the host's components when given. With `architecture`, an entry limited
+    to other architectures (`arch=amd64`) is limited to that one instead: the
+    host's own restriction must not hide a foreign bootstrap's packages.
+    Raises SocleError, with a hint, if no
     entry for `suite` is found or, with `security`, none for `<suite>-security`.
     """
     wanted = {suite, f"{suite}-updates", f"{suite}-security"} if security else {suite}
@@ -56,11 +60,23 @@ def host_sources(
             continue
         if components:
             entry = SourceEntry(entry.uri, entry.suite, components, entry.options)
+        if architecture:
+            entry = _for_architecture(entry, architecture)
         found.add(entry.suite)
         if entry.line() not in kept:
             kept.append(entry.line())
     _require_suites(suite, found, security, apt_dir)
     return "".join(f"{line}\n" for line in kept)
+
+
+def _for_architecture(entry: SourceEntry, architecture: str) -> SourceEntry:
+    options = []
+    for option in entry.options:
+        name, _, value = option.partition("=")
+        if name == "arch" and architecture not in value.split(","):
+            option = f"arch={architecture}"
+        options.append(option)
+    return SourceEntry(entry.uri, entry.suite, entry.components, tuple(options))
 
 
 def _require_suites(suite: str, found: set[str], security: bool, apt_dir: Path) -> None:
@@ -212,5 +228,9 @@ def spec_sources(spec: BootstrapSpec, *, apt_dir: Path = Path("/etc/apt")) -> st
             spec.mirror, spec.suite, components=spec.components, security=spec.security
         )
     return host_sources(
-        spec.suite, security=spec.security, apt_dir=apt_dir, components=spec.components
+        spec.suite,
+        security=spec.security,
+        apt_dir=apt_dir,
+        components=spec.components,
+        architecture=spec.effective_architecture(),
     )

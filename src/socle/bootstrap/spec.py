@@ -10,6 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from socle.core.platforms import KNOWN_ARCHES
+from socle.emulation import native_arch
 from socle.errors import InputError
 
 VARIANTS = frozenset(
@@ -24,20 +26,6 @@ VARIANTS = frozenset(
         "important",
         "debootstrap",
         "standard",
-    }
-)
-# Debian architecture -> OCI platform (architecture, variant).
-PLATFORMS: Mapping[str, tuple[str, str | None]] = MappingProxyType(
-    {
-        "amd64": ("amd64", None),
-        "arm64": ("arm64", "v8"),
-        "armhf": ("arm", "v7"),
-        "armel": ("arm", "v5"),
-        "i386": ("386", None),
-        "ppc64el": ("ppc64le", None),
-        "s390x": ("s390x", None),
-        "mips64el": ("mips64le", None),
-        "riscv64": ("riscv64", None),
     }
 )
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -60,7 +48,8 @@ class BootstrapSpec:
     packages: tuple[str, ...] = ()
     variant: str = "minbase"
     components: tuple[str, ...] = ("main",)
-    architecture: str = "amd64"
+    architecture: str | None = None
+    """Debian architecture (`arm64`...); None: this machine's own (see `effective_architecture`)."""
     mirror: str | None = None
     """None: the host's apt sources for this suite; else the URL of the organisation's mirror."""
     security: bool = True
@@ -81,10 +70,10 @@ class BootstrapSpec:
                 f"unknown mmdebstrap variant {self.variant!r}",
                 hint=f"one of {', '.join(sorted(VARIANTS))}",
             )
-        if self.architecture not in PLATFORMS:
+        if self.architecture is not None and self.architecture not in KNOWN_ARCHES:
             raise InputError(
                 f"unsupported architecture {self.architecture!r}",
-                hint=f"one of {', '.join(sorted(PLATFORMS))}",
+                hint=f"one of {', '.join(KNOWN_ARCHES)}",
             )
         if self.mirror is not None:
             _check("mirror URL", [self.mirror], _MIRROR)
@@ -99,19 +88,27 @@ class BootstrapSpec:
 
         `source_date_epoch` and `mirror` are given as declared: `None` means
         "today" and "the host's sources", resolved only at bootstrap time.
+        `architecture` is named only when declared (None: this machine's), so
+        a native spec's parameters are the same on every build host.
         """
-        return {
+        found: dict[str, object] = {
             "recipe": RECIPE_VERSION,
             "tool": "mmdebstrap",
             "suite": self.suite,
             "variant": self.variant,
-            "architecture": self.architecture,
             "components": sorted(set(self.components)),
             "packages": sorted(set(self.packages)),
             "mirror": self.mirror.rstrip("/") if self.mirror else None,
             "security": self.security,
             "source_date_epoch": self.source_date_epoch,
         }
+        if self.architecture is not None:
+            found["architecture"] = self.architecture
+        return found
+
+    def effective_architecture(self) -> str:
+        """The Debian architecture a run bootstraps: the declared one, or this machine's."""
+        return self.architecture if self.architecture is not None else native_arch()
 
     def effective_epoch(self, now: datetime | None = None) -> int:
         """SOURCE_DATE_EPOCH for a run: the declared one, or `now`'s date at 00:00 UTC."""

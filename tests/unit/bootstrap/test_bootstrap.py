@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import tarfile
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,10 +11,17 @@ from pathlib import Path
 import pytest
 
 from socle.bootstrap.image import count_installed, image_config, rfc3339
-from socle.bootstrap.mmdebstrap import explain_failure, mmdebstrap_command
+from socle.bootstrap.mmdebstrap import (
+    _record_platform,
+    bootstrap,
+    explain_failure,
+    mmdebstrap_command,
+)
 from socle.bootstrap.sources import host_sources, mirror_sources
 from socle.bootstrap.spec import BootstrapSpec
+from socle.emulation import native_arch, require_emulation
 from socle.errors import InputError, SocleError
+from socle.oci.layout import read_image_layout, write_image_layout
 from socle.process import CommandError
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -95,6 +104,23 @@ def test_one_line_sources_keep_the_suite_updates_and_security(tmp_path: Path) ->
         f"deb [arch=amd64 signed-by={KEYRING}] http://mirror.example/debian bookworm-updates main\n"
         "deb http://mirror.example/debian-security bookworm-security main\n"
     )
+
+
+def test_a_foreign_bootstrap_is_not_hidden_by_the_hosts_arch_option(tmp_path: Path) -> None:
+    root = apt_dir(tmp_path, {"sources.list": ONE_LINE})
+
+    arm64 = host_sources(
+        "bookworm", security=True, apt_dir=root, lists_dir=None, architecture="arm64"
+    )
+    amd64 = host_sources(
+        "bookworm", security=True, apt_dir=root, lists_dir=None, architecture="amd64"
+    )
+
+    assert (
+        f"deb [arch=arm64 signed-by={KEYRING}] http://mirror.example/debian bookworm-updates"
+        in arm64
+    )
+    assert amd64 == host_sources("bookworm", security=True, apt_dir=root, lists_dir=None)
 
 
 def test_deb822_sources_become_one_line_entries(tmp_path: Path) -> None:
@@ -234,9 +260,50 @@ def test_parameters_name_every_field_and_change_with_each() -> None:
     }
     assert set(changes) == {f.name for f in dataclasses.fields(BootstrapSpec)}
     for name, value in changes.items():
-        assert name in base.parameters()
+        assert name in base.parameters() or name == "architecture"
         changed = dataclasses.replace(base, **{name: value})
         assert changed.parameters() != base.parameters(), name
+
+
+def test_the_architecture_is_a_parameter_only_when_declared() -> None:
+    native = BootstrapSpec("bookworm")
+
+    assert "architecture" not in native.parameters()
+    assert BootstrapSpec("bookworm", architecture="arm64").parameters()["architecture"] == "arm64"
+    assert BootstrapSpec("bookworm", architecture="amd64").parameters() == {
+        **native.parameters(),
+        "architecture": "amd64",
+    }
+
+
+def test_no_architecture_means_this_machines(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("socle.bootstrap.spec.native_arch", lambda: "arm64")
+    spec = BootstrapSpec("bookworm")
+    cmd = mmdebstrap_command(spec, "", rootfs=tmp_path / "r", status_dir=tmp_path)
+
+    assert spec.effective_architecture() == "arm64"
+    assert "--architectures=arm64" in cmd
+    assert image_config(spec, 0, {}) == image_config(
+        BootstrapSpec("bookworm", architecture="arm64"), 0, {}
+    )
+
+
+def test_a_foreign_bootstrap_without_emulation_fails_before_mmdebstrap(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    unmounted = functools.partial(require_emulation, root=tmp_path / "none", native="amd64")
+    monkeypatch.setattr("socle.bootstrap.mmdebstrap.require_emulation", unmounted)
+    monkeypatch.setattr("socle.bootstrap.mmdebstrap.run", _no_run)
+
+    with pytest.raises(SocleError, match="cannot run s390x programs on this amd64 machine"):
+        bootstrap(BootstrapSpec("bookworm", architecture="s390x"), tmp_path / "layout")
+    assert not (tmp_path / "layout").exists()
+
+
+def _no_run(*args: object, **kwargs: object) -> None:
+    raise AssertionError("mmdebstrap must not run")
 
 
 @pytest.mark.parametrize(
@@ -282,7 +349,7 @@ def test_the_mmdebstrap_command_reads_sources_from_stdin(tmp_path: Path) -> None
         "--variant=minbase",
         "--format=tar",
         "--skip=output/dev",
-        "--architectures=amd64",
+        f"--architectures={native_arch()}",
         "--components=main",
         "--include=curl",
     ):
@@ -339,3 +406,23 @@ def test_rfc3339_and_installed_package_count() -> None:
         "Package: c\nStatus: install ok installed\n"
     )
     assert count_installed(status) == 2
+
+
+def test_the_layout_index_names_the_platform(tmp_path: Path) -> None:
+    tar = tmp_path / "empty.tar"
+    with tarfile.open(tar, "w"):
+        pass
+    layout = tmp_path / "layout"
+    config = image_config(BootstrapSpec("bookworm", architecture="armhf"), 0, {})
+    digest = write_image_layout(layout, layers=[tar], config=config)
+
+    _record_platform(layout, "armhf")
+
+    index = json.loads((layout / "index.json").read_text())
+    assert index["manifests"][0]["digest"] == digest
+    assert index["manifests"][0]["platform"] == {
+        "architecture": "arm",
+        "os": "linux",
+        "variant": "v7",
+    }
+    assert read_image_layout(layout).config["architecture"] == "arm"
