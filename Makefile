@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 SOCLE := $(VENV)/bin/socle
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := docker.io docker-registry buildah skopeo mmdebstrap uidmap busybox-static \
-	python3-venv shellcheck rsync gnupg chromium postgresql prometheus apache2-utils wrk
+	python3-venv shellcheck rsync gnupg chromium postgresql prometheus apache2-utils wrk \
+	qemu-user-static binfmt-support
 EXAMPLE ?= examples/enterprise/catalog.yaml
 BUILDER ?= buildah
 # Each folder of tests/interop is one independent judge installed from npm (package-lock pinned).
@@ -39,7 +40,8 @@ export SOCLE_PASSWORD ?= socle-demo
 
 setup: packages venv tools
 
-# Debian packages the builders, the registry and the tests need (skipped when all present).
+# Debian packages the builders, the registry and the tests need (skipped when all present);
+# qemu-user-static and binfmt-support run other architectures' programs (docs/architectures.md).
 # PostgreSQL, Prometheus and Chromium are for the console's tests, which start their own
 # servers on loopback: no package's service is started by the install (policy-rc.d).
 packages:
@@ -51,6 +53,17 @@ packages:
 			$(SUDO) chmod +x /usr/sbin/policy-rc.d; fi; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 		status=$$?; [ -z "$$guard" ] || $(SUDO) rm -f /usr/sbin/policy-rc.d; exit $$status; \
+	fi
+	@# Foreign-architecture bootstraps and RUN steps run under qemu-user through binfmt_misc.
+	@# qemu-user-static's postinst registers nothing when it detects a container, and no
+	@# service starts at install (policy-rc.d): mount binfmt_misc and import the handlers
+	@# here. Not fatal: without them only foreign-architecture work fails, with socle's
+	@# one-line error (docs/architectures.md).
+	@b=/proc/sys/fs/binfmt_misc; if [ ! -e $$b/qemu-aarch64 ] && [ ! -e $$b/qemu-x86_64 ]; then \
+		echo "registering the qemu-user binfmt handlers"; \
+		[ -e $$b/status ] || $(SUDO) mount -t binfmt_misc binfmt_misc $$b || true; \
+		$(SUDO) update-binfmts --import || echo "warning: no binfmt handlers registered:" \
+			"foreign-architecture builds will fail (docs/architectures.md)"; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
