@@ -377,6 +377,7 @@ class Executor:
                     published = self._platforms(source, variant.architectures, key)
                 digest = self._republish(variant, target)
             for arch in variant.architectures:
+                began = time.monotonic()
                 local = f"socle-build/{variant.image.name}:{variant.exact_tag}-{arch}"
                 own = self._platform_annotations(step, annotations, arch)
                 if upstream:
@@ -392,6 +393,9 @@ class Executor:
                 built = variant.image.kind is Kind.BUILD
                 loader = self._loader(layout, local, built=built)
                 subjects[arch] = Subject(variant, layout, local, loader, own, arch=arch)
+                took = time.monotonic() - began  # emulated platforms take longer: say each
+                message = f"built for {platform_of(arch)} in {took:.1f} s"
+                self.observer(Event(Status.BUILDING, key, message, seconds=took))
             built_in = outcomes[key].build_seconds = time.monotonic() - started
             self.observer(
                 Event(
