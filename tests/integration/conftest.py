@@ -176,3 +176,27 @@ def debian_upstream(registry: LocalRegistry, debian_bookworm: Bootstrapped) -> s
     ref = f"{registry.host}/base/debian:12"
     run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}", f"docker://{ref}"])
     return f"{registry.host}/base/debian@{skopeo_inspect(ref)['Digest']}"
+
+
+# The smallest bootstrap that can still run a program: Essential packages only (no apt).
+ARM64_SPEC = BootstrapSpec("bookworm", variant="essential", architecture="arm64")
+
+
+@pytest.fixture(scope="session")
+def debian_arm64(tmp_path_factory: pytest.TempPathFactory) -> Bootstrapped:
+    """Debian 12 `essential` for arm64, bootstrapped once per session under qemu emulation."""
+    from socle.emulation import require_emulation
+    from socle.errors import SocleError
+
+    require("mmdebstrap")
+    try:
+        require_emulation("arm64")
+    except SocleError as exc:
+        pytest.fail(exc.diagnostics())
+    root = tmp_path_factory.mktemp("bootstrap-arm64")
+    result = bootstrap(ARM64_SPEC, root / "layout", work_dir=root / "work", labels=BOOTSTRAP_LABELS)
+    print(f"\nbootstrap of bookworm essential for arm64: {result.duration:.1f} s")
+    rootfs = root / "work" / "rootfs.tar"
+    with tarfile.open(rootfs) as tar:
+        members = tar.getmembers()
+    return Bootstrapped(result, rootfs, members)
