@@ -119,11 +119,13 @@ def test_a_two_platform_family_is_published_as_signed_indexes(
         assert config["architecture"] == "arm64"
         name = f"socle-ma-{secrets.token_hex(4)}"
         run(["buildah", "from", "--arch", "arm64", "--name", name, f"oci:{layout}"])
+        image = run(["buildah", "inspect", "--format", "{{.FromImageID}}", name]).stdout.strip()
         try:
             said = run(["buildah", "run", "--network", "none", name, "--", "uname", "-m"])
             built_on = run(["buildah", "run", "--network", "none", name, "--", "cat", "/arch"])
         finally:
             run(["buildah", "rm", name])
+            run(["buildah", "rmi", image])
         assert said.stdout.strip() == "aarch64"
         assert built_on.stdout.strip() == "aarch64"
 
