@@ -22,6 +22,7 @@ from __future__ import annotations
 import fnmatch
 import gzip
 import json
+import re
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -43,7 +44,7 @@ from socle.oci.layout import (
     write_index,
     write_layer_blob,
 )
-from socle.oci.media import OCI_CONFIG
+from socle.oci.media import BASE_DIGEST, BASE_NAME, OCI_CONFIG
 
 # Files a build leaves behind that say only when and how it ran (paths without a leading "/").
 NOISE: tuple[str, ...] = (
@@ -54,11 +55,16 @@ NOISE: tuple[str, ...] = (
     "var/lib/apt/lists/*",
     "var/cache/apt/*.bin",
     "var/cache/debconf/*-old",
+    # systemd's postinst writes a random machine id; machine-id(5): an image meant
+    # for many machines has it missing or empty, each system then gets its own.
+    "etc/machine-id",
 )
 # PAX records that carry meaning (extended attributes such as file capabilities);
 # times (mtime, atime, ctime with sub-second precision) are dropped.
 _KEPT_PAX = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
 _WHITEOUT = ".wh."
+_BASE_KEYS = frozenset({BASE_NAME, BASE_DIGEST})
+_LOCAL_IMAGE_ID = re.compile(r"FROM [0-9a-f]{12,64}")
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -264,8 +270,18 @@ def _mark_empty(history: list[Any], removable: set[int]) -> list[Any]:
 
 
 def _clamped_history(entry: Any, epoch: int) -> Any:
-    """A history entry dated no later than `epoch` (the parent's older dates stay)."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("created"), str):
+    """A history entry dated no later than `epoch` (the parent's older dates stay).
+
+    buildah comments the first step of a stage built on another stage with that
+    stage's local image id ("FROM 3684b562a749"), which changes with every build
+    and means nothing elsewhere: such a comment says "FROM <stage>" instead.
+    """
+    if not isinstance(entry, dict):
+        return entry
+    comment = entry.get("comment")
+    if isinstance(comment, str) and _LOCAL_IMAGE_ID.fullmatch(comment):
+        entry = {**entry, "comment": "FROM <stage>"}
+    if not isinstance(entry.get("created"), str):
         return entry
     try:
         when = datetime.fromisoformat(entry["created"].replace("Z", "+00:00"))
@@ -291,6 +307,15 @@ def _write_manifest(
     doc = image.manifest.json()
     doc["config"] = config_desc.to_json()
     doc["layers"] = [layer.to_json() for layer in layers]
+    # buildah names the last stage's base here; for a stage built on another stage
+    # that is a local image that differs with every build. socle records the
+    # parent itself (labels and the manifest annotations it pushes), so the
+    # builder's own base annotations go, whatever the builder.
+    kept = {k: v for k, v in (doc.get("annotations") or {}).items() if k not in _BASE_KEYS}
+    if kept:
+        doc["annotations"] = kept
+    else:
+        doc.pop("annotations", None)
     manifest_desc = write_blob(layout, canonical_json(doc), image.manifest.media_type)
     listed = index_descriptor(layout)
     write_index(

@@ -48,6 +48,7 @@ BUILD: list[Entry] = [
     ("var/cache/debconf/config.dat-old", b"old\n", LATER),
     ("var/cache/apt/pkgcache.bin", b"cache", LATER),
     ("var/log/.wh.alternatives.log", b"", LATER),
+    ("etc/machine-id", b"7bbd971d7c90454f9c6dd18e9ef96828\n", LATER),
 ]
 
 
@@ -60,13 +61,24 @@ def _layout(tmp_path: Path, name: str, *, build: list[Entry], atime: float | Non
         "created": "2026-12-02T02:00:05.123456789Z",
         "config": {"Labels": {"a": "b"}},
         "history": [
-            {"created": "2023-01-01T00:00:00Z", "created_by": "bootstrap"},
+            {"created": "2023-01-01T00:00:00Z", "created_by": "bootstrap", "comment": "FROM a/b:1"},
             {"created": "2026-12-02T02:00:04.5Z", "created_by": "ENV A=1", "empty_layer": True},
-            {"created": "2026-12-02T02:00:05Z", "created_by": "RUN apt-get install pkg"},
+            {
+                "created": "2026-12-02T02:00:05Z",
+                "created_by": "RUN apt-get install pkg",
+                "comment": "FROM 3684b562a749",
+            },
         ],
     }
     out = tmp_path / name
-    write_image_layout(out, layers=[parent, built], config=config, ref_name="latest")
+    annotations = {
+        "org.opencontainers.image.base.digest": "sha256:" + name[0] * 64,  # a local stage
+        "org.opencontainers.image.base.name": "",
+        "org.example.kept": "yes",
+    }
+    write_image_layout(
+        out, layers=[parent, built], config=config, annotations=annotations, ref_name="latest"
+    )
     return out
 
 
@@ -92,6 +104,7 @@ def test_noise_is_dropped_and_meaningful_files_stay(tmp_path: Path) -> None:
         "var/log/.wh.alternatives.log",
     }
     assert "var/log/dpkg.log" in result.dropped
+    assert "etc/machine-id" in result.dropped
     assert "var/cache/ldconfig/aux-cache" in result.dropped
 
 
@@ -192,3 +205,20 @@ def test_keeping_more_layers_than_the_image_has_is_refused(tmp_path: Path) -> No
     layout = _layout(tmp_path, "a", build=BUILD)
     with pytest.raises(NormaliseError, match="cannot keep 3 parent layers"):
         normalise_layout(layout, epoch=EPOCH, keep=3)
+
+
+def test_a_stage_s_local_image_id_in_a_history_comment_is_replaced(tmp_path: Path) -> None:
+    layout = _layout(tmp_path, "a", build=BUILD)
+
+    normalise_layout(layout, epoch=EPOCH, keep=1)
+
+    comments = [entry.get("comment") for entry in read_image_layout(layout).config["history"]]
+    assert comments == ["FROM a/b:1", None, "FROM <stage>"]
+
+
+def test_the_builder_s_base_annotations_go_and_others_stay(tmp_path: Path) -> None:
+    layout = _layout(tmp_path, "a", build=BUILD)
+
+    normalise_layout(layout, epoch=EPOCH, keep=1)
+
+    assert read_image_layout(layout).manifest.json()["annotations"] == {"org.example.kept": "yes"}
