@@ -255,7 +255,17 @@ def _config_report(published: LayoutImage, rebuilt: LayoutImage) -> list[str]:
         (f"  config.{k}", inner_old.get(k), inner_new.get(k))
         for k in sorted(set(inner_old) | set(inner_new))
     ]
-    return [f"{name}: {_cut(was)} -> {_cut(now)}" for name, was, now in pairs if was != now]
+    return [_field_change(name, was, now) for name, was, now in pairs if was != now]
+
+
+def _field_change(name: str, was: object, now: object) -> str:
+    """`name: old -> new`; for two lists, their first differing item only."""
+    if isinstance(was, list) and isinstance(now, list):
+        for index, (one, two) in enumerate(zip(was, now, strict=False)):
+            if one != two:
+                return f"{name}[{index}]: {_cut(one)} -> {_cut(two)}"
+        return f"{name}: {len(was)} items -> {len(now)} items"
+    return f"{name}: {_cut(was)} -> {_cut(now)}"
 
 
 def _package_changes(published: LayoutImage, rebuilt: LayoutImage) -> list[str]:
@@ -294,6 +304,6 @@ def _short(descriptor: Descriptor) -> str:
     return f"{descriptor.digest[:19]} ({descriptor.size} bytes)"
 
 
-def _cut(value: object, limit: int = 120) -> str:
+def _cut(value: object, limit: int = 240) -> str:
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 3] + "..."
