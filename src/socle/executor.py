@@ -10,6 +10,7 @@ lets unrelated branches finish.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -38,7 +39,8 @@ from socle.events import Event, Observer, Status, ignore
 from socle.gates import Gate, Publisher, Subject
 from socle.journal import Journal, Move
 from socle.localimage import fetch_layout
-from socle.oci.layout import read_image_layout
+from socle.oci.content import Descriptor
+from socle.oci.layout import index_descriptor, read_image_layout, write_blob, write_index
 from socle.oci.media import (
     BASE_DIGEST,
     BASE_NAME,
@@ -80,6 +82,13 @@ class RunOptions:
     jobs: int = 2
     work_dir: Path | None = None
     keep_work: bool = False
+    source_date_epoch: int | None = None  # None: the run's day at 00:00 UTC
+
+
+def day_epoch(now: datetime | None = None) -> int:
+    """SOURCE_DATE_EPOCH of a run: its day at 00:00 UTC, so one day's builds agree."""
+    day = (now or datetime.now(UTC)).astimezone(UTC).date()
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
 class Executor:
@@ -120,6 +129,14 @@ class Executor:
         self._runs: dict[str, Future[str]] = {}
         self._pushes: dict[str, Future[str]] = {}
         self.journal = Journal(client, catalog.registry, catalog.namespace)
+        # Every image of the run is stamped with this time, not the clock's: the same
+        # inputs on the same day give the same digest (the real times are in the
+        # provenance attestation and the run history).
+        self.epoch = (
+            self.options.source_date_epoch
+            if self.options.source_date_epoch is not None
+            else day_epoch()
+        )
 
     def run(
         self, plan: Plan, *, selected: set[str] | None = None, floating: bool = True
@@ -696,6 +713,7 @@ class Executor:
                 architecture=arch,
                 mirror=spec.mirror,
                 security=spec.security,
+                source_date_epoch=self.epoch,
             ),
             folder / "layout",
             work_dir=folder,
@@ -724,8 +742,50 @@ class Executor:
             output=folder / "layout",
             insecure_registries=insecure(self.catalog.registry),
             platform=platform_of(arch) if arch is not None else None,
+            source_date_epoch=self.epoch,
         )
-        return self.builder.build(request).layout
+        layout = self.builder.build(request).layout
+        self._on_parent_blobs(variant, layout, base_digest)
+        return layout
+
+    def _on_parent_blobs(self, variant: Variant, layout: Path, base_digest: str) -> None:
+        """Make the built image's bottom layers its parent's published blobs, byte for byte.
+
+        The builder keeps the parent's layers (same diff_ids) but may compress them
+        again on export (buildah does, for a layer another tool compressed): the
+        child would then store a second copy of each and differ from a build on
+        another machine. The parent's own blobs are put back in the layout, so the
+        gates see what is published and the push mounts them from the parent.
+        """
+        assert variant.parent is not None
+        parent = Reference(
+            self.catalog.registry, variant.parent.image.repository, digest=base_digest
+        )
+        published = self.client.get_manifest(parent)
+        if published.is_index:
+            return  # a build for the native platform of a multi-platform parent
+        document = published.json()
+        config = json.loads(self.client.get_blob(parent, str(document["config"]["digest"])))
+        theirs = list(config.get("rootfs", {}).get("diff_ids", []))
+        parent_layers = [Descriptor.from_json(item) for item in document.get("layers", [])]
+        image = read_image_layout(layout)
+        swaps: dict[int, Descriptor] = {}
+        for index, (mine, their) in enumerate(zip(image.diff_ids, theirs, strict=False)):
+            if mine != their or index >= len(parent_layers):
+                break
+            if image.layers[index].digest != parent_layers[index].digest:
+                swaps[index] = parent_layers[index]
+        if not swaps:
+            return
+        for descriptor in swaps.values():
+            data = self.client.get_blob(parent, descriptor.digest)
+            write_blob(layout, data, descriptor.media_type)
+        manifest = image.manifest.json()
+        for index, descriptor in swaps.items():
+            manifest["layers"][index] = descriptor.to_json()
+        entry = write_blob(layout, canonical_json(manifest), image.manifest.media_type)
+        old = index_descriptor(layout)
+        write_index(layout, [replace(entry, annotations=old.annotations, platform=old.platform)])
 
     def annotations(self, step: Step, parent_digest: str | None) -> dict[str, str]:
         """What socle records on every image it publishes (manifest annotations and labels)."""
@@ -733,7 +793,7 @@ class Executor:
         found = {
             FINGERPRINT: step.fingerprint,
             INPUTS: canonical_json(dict(step.inputs)).decode(),
-            CREATED: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            CREATED: datetime.fromtimestamp(self.epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             VERSION: variant.version.name,
             REF_NAME: variant.exact_tag,
         }

@@ -98,6 +98,7 @@ class Attachment:
     digest: str
     tag: str | None = None
     of: str | None = None  # the platform manifest it is attached to, for an index's platforms
+    created: datetime | None = None  # when it was attached (a bundle referrer says)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,11 @@ class Generation:
     attachments: tuple[Attachment, ...] = ()
     base: str | None = None  # its parent's digest (annotation)
     platforms: tuple[str, ...] = ()  # an index's manifests
+
+    @property
+    def signed(self) -> datetime | None:
+        """When it was last signed or attested, as its bundle referrers say."""
+        return max((a.created for a in self.attachments if a.created), default=None)
 
 
 @dataclass(frozen=True)
@@ -279,11 +285,20 @@ def _owner(gen: Generation, owners: Mapping[tuple[str, str], VariantTags]) -> Va
 def _newest_first(
     generations: Iterable[Generation], current: Generation | None
 ) -> list[Generation]:
-    """The current generation (the exact tag's) first, then by creation time, newest first."""
+    """The current generation (the exact tag's) first, then by creation time, newest first.
+
+    Images are stamped with their run's day (reproducible builds), so a day's
+    generations tie on their creation time: the time they were signed orders them.
+    """
     epoch = datetime.min.replace(tzinfo=UTC)
     ordered = sorted(
         generations,
-        key=lambda g: (g is not current, -(g.created or epoch).timestamp(), g.digest),
+        key=lambda g: (
+            g is not current,
+            -(g.created or epoch).timestamp(),
+            -(g.signed or epoch).timestamp(),
+            g.digest,
+        ),
     )
     return ordered
 
@@ -525,7 +540,8 @@ def _referrers(client: Client, repo: Reference, subject: str, index: str) -> lis
         except ManifestNotFound:
             continue  # deleted by an interrupted prune: nothing left to do for it
         if (referrer.get("subject") or {}).get("digest") == subject:
-            found.append(Attachment("referrer", digest))
+            created = _timestamp(str((referrer.get("annotations") or {}).get(CREATED) or ""))
+            found.append(Attachment("referrer", digest, created=created))
     return found
 
 

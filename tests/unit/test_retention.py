@@ -4,6 +4,7 @@ interrupted one, finished by a second run) against a fake registry."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -98,6 +99,21 @@ def test_the_current_generation_counts_first_even_with_an_older_clock() -> None:
     plan = plan_of(gen(1, 5, "17-debian12"), gen(2, 1), gen(3, 2), keep=2)
     assert set(kept(plan)) == {digest(1), digest(2)}
     assert deleted(plan) == [digest(3)]
+
+
+def test_a_days_generations_stamped_alike_are_ordered_by_when_they_were_signed() -> None:
+    """Reproducible builds stamp every image of a day with that day: the signatures order them."""
+    same_day = NOW.replace(hour=0)
+
+    def signed_at(n: int, hours: int) -> Generation:
+        referrer = Attachment("referrer", digest(2000 + n), created=same_day.replace(hour=hours))
+        return replace(gen(n, 0), created=same_day, attachments=(referrer, *gen(n, 0).attachments))
+
+    plan = plan_of(
+        signed_at(1, 9), signed_at(2, 11), signed_at(3, 10), gen(4, 0, "17-debian12"), keep=2
+    )
+    assert set(kept(plan)) == {digest(4), digest(2)}
+    assert deleted(plan) == [digest(3), digest(1)]
 
 
 def test_a_tagged_digest_is_never_deleted_even_beyond_keep() -> None:
