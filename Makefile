@@ -54,6 +54,11 @@ packages:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 		status=$$?; [ -z "$$guard" ] || $(SUDO) rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
+	@# diffoscope-minimal explains what differs when `socle rebuild --verify` fails; its
+	@# recommends are a hundred format tools, not needed for image layers.
+	@dpkg-query -W -f='$${Status}\n' diffoscope-minimal 2>/dev/null | grep -q "install ok installed" || \
+		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install \
+		-y -qq --no-install-recommends diffoscope-minimal; }
 	@# Foreign-architecture bootstraps and RUN steps run under qemu-user through binfmt_misc.
 	@# qemu-user-static's postinst registers nothing when it detects a container, and no
 	@# service starts at install (policy-rc.d): mount binfmt_misc and import the handlers
