@@ -108,7 +108,8 @@ def catalog_mode(catalog: Path, arches: list[str], args: argparse.Namespace) -> 
             shutil.rmtree(root, ignore_errors=True)
     if len(runs) == 1:  # the cost of each platform only
         print(f"build: {runs[0][2]:6.1f} s (registry {host})")
-        print_platform_times(runs[0][1], arches)
+        if arches:
+            print_platform_times(runs[0][1], arches)
         return 0
     (a_digests, a_times, a_wall), (b_digests, b_times, b_wall) = runs
     print(f"build a: {a_wall:6.1f} s   build b: {b_wall:6.1f} s   (registry {host}, twice fresh)")
