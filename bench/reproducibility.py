@@ -121,6 +121,10 @@ def catalog_mode(catalog: Path, arches: list[str], args: argparse.Namespace) -> 
             f"  {'same ' if match else 'DIFF '} {key:45} {a_digests[key][:19]}  {b_digests.get(key, '-')[:19]}"
         )
     print(f"{same} of {len(a_digests)} variants have one digest in both builds")
+    if args.keep:
+        for key in a_digests:
+            if a_digests[key] != b_digests.get(key):
+                print(f"  {key}: " + "; ".join(differences(root, key)))
     if arches:
         print_platform_times(a_times, arches)
     return 0 if same == len(a_digests) else 1
@@ -148,7 +152,12 @@ def build_once(
         )  # fmt: skip
         wall = time.monotonic() - started
         if done.returncode != 0:
-            raise SystemExit(f"socle build failed:\n{done.stderr[-4000:]}")
+            failed = [
+                f"{e.get('socle.key')}: {e.get('message')}"
+                for e in map(json.loads, filter(None, done.stdout.splitlines()))
+                if e.get("event.action") == "failed"
+            ]
+            raise SystemExit("socle build failed:\n" + "\n".join(failed)[-4000:])
         times: dict[str, dict[str, float]] = {}
         for line in done.stdout.splitlines():
             event = json.loads(line) if line.startswith("{") else {}
@@ -162,10 +171,43 @@ def build_once(
             [sys.executable, "-m", "socle", "plan", "-c", str(catalog), "--json"],
             capture_output=True, text=True, env=env, check=True,
         )  # fmt: skip
-        digests = {i["key"]: i["published_digest"] for i in json.loads(plan.stdout)["images"]}
+        images = json.loads(plan.stdout)["images"]
+        digests = {i["key"]: i["published_digest"] for i in images}
+        for item in images:  # what was published, to say what differs
+            ref = f"docker://{item['refs'][0]}"
+            found = {
+                part: json.loads(
+                    subprocess.run(
+                        ["skopeo", "inspect", *flags, "--tls-verify=false", ref],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout  # fmt: skip
+                )
+                for part, flags in (("manifest", ["--raw"]), ("config", ["--config", "--raw"]))
+            }
+            (folder / f"{item['key'].replace(':', '_')}.json").write_text(json.dumps(found))
         return digests, times, wall
     finally:
         stack.down(paths)
+
+
+def differences(root: Path, key: str) -> list[str]:
+    """What differs between the two builds' manifest and config of `key` (kept folders)."""
+    name = f"{key.replace(':', '_')}.json"
+    a, b = (json.loads((root / run / name).read_text()) for run in ("a", "b"))
+    found = []
+    for part in ("manifest", "config"):
+        for field in sorted(set(a[part]) | set(b[part])):
+            left, right = a[part].get(field), b[part].get(field)
+            if left == right:
+                continue
+            if isinstance(left, dict) and isinstance(right, dict):
+                keys = sorted(k for k in set(left) | set(right) if left.get(k) != right.get(k))
+                found.append(f"{part}.{field}: {', '.join(keys)}")
+            else:
+                found.append(f"{part}.{field}")
+    return found
 
 
 def print_platform_times(times: dict[str, dict[str, float]], arches: list[str]) -> None:
