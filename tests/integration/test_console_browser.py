@@ -61,6 +61,9 @@ def write_catalog(root: Path, upstream: str) -> Path:
               leaf:
                 parents: [tool]
                 versions: ["2"]
+                tests:  # the live page must see events before the end: 3 s after the build
+                  - name: takes its time
+                    command: [sleep, "3"]
             """
         )
     )
