@@ -20,21 +20,20 @@ recompile into root-owned folders it cannot write as a non-root user.
 from __future__ import annotations
 
 import fnmatch
-import gzip
 import json
 import re
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 
 from socle.canonical import canonical_json
 from socle.errors import SocleError
 from socle.oci.content import Descriptor
+from socle.oci.layerdiff import open_layer
 from socle.oci.layout import (
     LayoutImage,
     blob_path,
@@ -65,7 +64,6 @@ _KEPT_PAX = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
 _WHITEOUT = ".wh."
 _BASE_KEYS = frozenset({BASE_NAME, BASE_DIGEST})
 _LOCAL_IMAGE_ID = re.compile(r"FROM [0-9a-f]{12,64}")
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class NormaliseError(SocleError):
@@ -194,7 +192,7 @@ def _rewrite_layer(
     """Write the normalised tar of `layer` to `out`; return how many members it kept."""
     kept = 0
     gone: set[str] = set()
-    with _open_layer(image.blob_path(layer.digest)) as raw:
+    with open_layer(image.blob_path(layer.digest)) as raw:
         try:
             with (
                 tarfile.open(fileobj=raw, mode="r|") as source,
@@ -230,19 +228,6 @@ def _normalised(member: tarfile.TarInfo, epoch: int) -> tarfile.TarInfo:
         key: value for key, value in member.pax_headers.items() if key.startswith(_KEPT_PAX)
     }
     return info
-
-
-@contextmanager
-def _open_layer(path: Path) -> Iterator[IO[bytes]]:
-    """A layer blob opened for reading, decompressed when gzipped."""
-    with path.open("rb") as handle:
-        magic = handle.read(2)
-        handle.seek(0)
-        if magic != _GZIP_MAGIC:
-            yield handle
-            return
-        with gzip.GzipFile(fileobj=handle, mode="rb") as unzipped:
-            yield cast(IO[bytes], unzipped)
 
 
 # --- config, manifest, index -------------------------------------------------------------

@@ -83,7 +83,7 @@ class Change:
 def layer_entries(blob: Path) -> dict[str, Entry]:
     """Every member of the layer blob at `blob`, by path (without a leading `./` or `/`)."""
     entries: dict[str, Entry] = {}
-    with _open(blob) as raw:
+    with open_layer(blob) as raw:
         try:
             with tarfile.open(fileobj=raw, mode="r|") as tar:
                 for member in tar:
@@ -142,7 +142,8 @@ def _kind(member: tarfile.TarInfo) -> str:
 
 
 @contextmanager
-def _open(path: Path) -> Iterator[IO[bytes]]:
+def open_layer(path: Path) -> Iterator[IO[bytes]]:
+    """A layer blob opened for reading, decompressed when gzipped."""
     with path.open("rb") as handle:
         magic = handle.read(2)
         handle.seek(0)
