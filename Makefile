@@ -8,7 +8,7 @@ SOCLE := $(VENV)/bin/socle
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := docker.io docker-registry buildah skopeo mmdebstrap uidmap busybox-static \
 	python3-venv shellcheck rsync gnupg chromium postgresql prometheus apache2-utils wrk \
-	qemu-user-static binfmt-support
+	qemu-user-static binfmt-support openjdk-17-jre-headless
 EXAMPLE ?= examples/enterprise/catalog.yaml
 BUILDER ?= buildah
 # Each folder of tests/interop is one independent judge installed from npm (package-lock pinned).
@@ -44,6 +44,7 @@ setup: packages venv tools
 # qemu-user-static and binfmt-support run other architectures' programs (docs/architectures.md).
 # PostgreSQL, Prometheus and Chromium are for the console's tests, which start their own
 # servers on loopback: no package's service is started by the install (policy-rc.d).
+# The JDK's keytool judges the keystores the normaliser clamps (tests/unit/builders).
 packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -7,6 +7,8 @@ in the config's dates. :func:`normalise_layout` rewrites the layers a build
 added to an OCI layout: noise files dropped, every mtime clamped to
 SOURCE_DATE_EPOCH, PAX times dropped, gzip with mtime 0 at a fixed level; then
 the config (`created`, history dates clamped), the manifest and `index.json`.
+A Java keystore sealed with its well-known password (ca-certificates-java's
+`cacerts`) has its entry dates clamped the same way (:mod:`socle.builders.keystore`).
 
 The parent's layers are never touched: they stay byte for byte the blobs the
 parent published, so a registry mounts them instead of storing a copy.
@@ -20,6 +22,7 @@ recompile into root-owned folders it cannot write as a non-root user.
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 import re
 import tarfile
@@ -30,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from socle.builders.keystore import clamp_jks, looks_like_keystore
 from socle.canonical import canonical_json
 from socle.errors import SocleError
 from socle.oci.content import Descriptor
@@ -64,6 +68,7 @@ _KEPT_PAX = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
 _WHITEOUT = ".wh."
 _BASE_KEYS = frozenset({BASE_NAME, BASE_DIGEST})
 _LOCAL_IMAGE_ID = re.compile(r"FROM [0-9a-f]{12,64}")
+_KEYSTORE_MAX = 16 << 20  # a larger file named like a keystore is streamed as it is
 
 
 class NormaliseError(SocleError):
@@ -79,6 +84,8 @@ class Normalised:
     """The noise paths removed from the build's own layers, in layer order."""
     empty_layers: int
     """Layers that held only noise and were removed (their history entry marked empty)."""
+    clamped: tuple[str, ...] = ()
+    """The Java keystores whose entry dates were clamped to SOURCE_DATE_EPOCH."""
 
 
 def is_noise(name: str, patterns: Sequence[str] = NOISE) -> bool:
@@ -119,12 +126,15 @@ def normalise_layout(
     layers: list[Descriptor] = list(image.layers[:keep])
     kept_ids: list[str] = diff_ids[:keep]
     dropped: list[str] = []
+    clamped: list[str] = []
     emptied: list[int] = []  # indexes (among all layers) of layers that became empty
     with tempfile.TemporaryDirectory(prefix=".normalise-", dir=layout) as tmp:
         for index in range(keep, len(image.layers)):
             tar = Path(tmp) / f"{index}.tar"
             before = len(dropped)
-            members = _rewrite_layer(image, image.layers[index], tar, epoch, patterns, dropped)
+            members = _rewrite_layer(
+                image, image.layers[index], tar, epoch, patterns, dropped, clamped
+            )
             if members == 0 and len(dropped) > before:
                 emptied.append(index)  # held only noise
             descriptor, diff_id = write_layer_blob(layout, tar)
@@ -142,7 +152,7 @@ def normalise_layout(
         config["history"] = [_clamped_history(entry, epoch) for entry in config["history"]]
     digest = _write_manifest(layout, image, config, layers)
     _remove_orphans(layout, image)
-    return Normalised(digest, tuple(dropped), len(removable))
+    return Normalised(digest, tuple(dropped), len(removable), tuple(clamped))
 
 
 def reproduce(layout: Path, *, epoch: int, base_diff_ids: Sequence[str]) -> Normalised:
@@ -188,6 +198,7 @@ def _rewrite_layer(
     epoch: int,
     patterns: Sequence[str],
     dropped: list[str],
+    clamped: list[str],
 ) -> int:
     """Write the normalised tar of `layer` to `out`; return how many members it kept."""
     kept = 0
@@ -207,11 +218,21 @@ def _rewrite_layer(
                         dropped.append(name)
                         continue
                     data = source.extractfile(member) if member.isreg() else None
+                    if data is not None and _keystore(name, member):
+                        content = data.read()
+                        fixed = clamp_jks(content, epoch)
+                        if fixed is not None:
+                            clamped.append(name)
+                        data = io.BytesIO(content if fixed is None else fixed)
                     target.addfile(_normalised(member, epoch), data)
                     kept += 1
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise NormaliseError(f"layer {layer.digest} is not a readable tar: {exc}") from exc
     return kept
+
+
+def _keystore(name: str, member: tarfile.TarInfo) -> bool:
+    return member.size <= _KEYSTORE_MAX and looks_like_keystore(name)
 
 
 def _normalised(member: tarfile.TarInfo, epoch: int) -> tarfile.TarInfo:
