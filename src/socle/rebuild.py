@@ -6,6 +6,9 @@ tag and the SOURCE_DATE_EPOCH of a reproducible build, as labels of its config
 (and annotations of its manifest). The rebuild checks that the catalog's inputs
 are still those, builds them on the recorded parent with the recorded epoch and
 labels, and compares the config and every layer with the published ones.
+With buildah, apt in the rebuild's RUN steps is pinned to the Debian package
+versions the published image holds (its dpkg database, the inventory its SBOM
+lists), so a mirror that still serves them gives the same packages back.
 
 The manifest's own annotations (the gates' records, the publication time) are
 not build output, so "the same image" means the same config and the same layers:
@@ -40,12 +43,15 @@ from socle.oci.media import BASE_DIGEST, BASE_NAME, CREATED, REF_NAME, REVISION,
 from socle.oci.reference import Reference
 from socle.registry.interface import ImageSource
 from socle.sbom import inventory
+from socle.sbom.model import Ecosystem
 
 # The labels the executor gives every build (see `Executor.annotations`), passed again.
 RECORDED_LABELS = (FINGERPRINT, INPUTS, CREATED, VERSION, REF_NAME, SOURCE, REVISION)
 SHOWN_CHANGES = 25
 DIFFOSCOPE_LINES = 60
 DIFFOSCOPE_SECONDS = 300  # a big layer's report is not worth more; the file summary stays
+PINNING_BUILDERS = ("buildah",)  # can mount the pins into RUN steps (`docker build` cannot)
+PINS_FILE = "socle-rebuild-pins"
 
 Diffoscope = Callable[[Path, Path], str | None]
 
@@ -129,7 +135,8 @@ def verify_rebuild(
     recorded = Recorded.of(ref, published)
     variant = _variant(graph, ref, recorded)
     _check_inputs(variant, recorded)
-    rebuilt = _rebuild(catalog, variant, recorded, builder, work)
+    pins = _pins(published, work) if builder.name in PINNING_BUILDERS else None
+    rebuilt = _rebuild(catalog, variant, recorded, builder, work, pins)
     lines = compare(published, rebuilt, diffoscope=diffoscope)
     if not lines:
         return Verdict(
@@ -187,7 +194,12 @@ def _check_inputs(variant: Variant, recorded: Recorded) -> None:
 
 
 def _rebuild(
-    catalog: Catalog, variant: Variant, recorded: Recorded, builder: Builder, work: Path
+    catalog: Catalog,
+    variant: Variant,
+    recorded: Recorded,
+    builder: Builder,
+    work: Path,
+    pins: Path | None,
 ) -> LayoutImage:
     version = variant.version
     assert version.context is not None and version.dockerfile is not None
@@ -206,11 +218,40 @@ def _rebuild(
         output=work / "rebuilt",
         insecure_registries=insecure(recorded.ref.registry) or insecure(catalog.registry),
         source_date_epoch=recorded.epoch,
+        apt_preferences=pins,
     )
     try:
         return read_image_layout(builder.build(request).layout)
     finally:
         builder.remove(name)
+
+
+def apt_pins(versions: Mapping[str, str]) -> str:
+    """An apt_preferences(5) file holding each package at its version (priority 1001).
+
+    Priority 1001 makes apt install that version even when the archive has a newer
+    one; a version the archive no longer has pins nothing, and the rebuild then
+    installs the current one, which the report names among the packages that differ.
+    """
+    return "\n".join(
+        f"Package: {name}\nPin: version {version}\nPin-Priority: 1001\n"
+        for name, version in sorted(versions.items())
+    )
+
+
+def _pins(published: LayoutImage, work: Path) -> Path | None:
+    """The folder to mount as /etc/apt/preferences.d, or None when nothing is to pin."""
+    try:
+        packages = inventory(published.path).packages
+    except SocleError:
+        return None
+    versions = {p.name: p.version for p in packages if p.ecosystem is Ecosystem.DEB}
+    if not versions:
+        return None
+    folder = work / "apt-preferences.d"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / PINS_FILE).write_text(apt_pins(versions))
+    return folder
 
 
 def _layer_report(

@@ -198,3 +198,51 @@ def test_changed_inputs_are_named_before_anything_is_built(
     (tmp_path / "app" / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nUSER 1\n")
     with pytest.raises(NotReproduced, match="the catalog's dockerfile of app:2-base1 differs from"):
         _verify(tmp_path, setup, {"etc/app.conf": b"port=80\n"})
+
+
+DPKG_STATUS = (
+    b"Package: libssl3\nStatus: install ok installed\nVersion: 3.0.17-1~deb12u2\n"
+    b"Architecture: amd64\nSource: openssl\n\n"
+    b"Package: tzdata\nStatus: install ok installed\nVersion: 2025b-0+deb12u1\n"
+    b"Architecture: all\n\n"
+)
+
+
+class BuildahLike(CopyBuilder):
+    name = "buildah"
+
+    def build(self, request: BuildRequest) -> BuildResult:
+        assert request.apt_preferences is not None
+        self.pins = sorted(p.name for p in request.apt_preferences.iterdir())
+        self.pinned = (request.apt_preferences / "socle-rebuild-pins").read_text()
+        return super().build(request)
+
+
+def test_buildah_rebuilds_with_apt_pinned_to_the_published_package_versions(
+    tmp_path: Path, setup: tuple[object, object, dict[str, str]]
+) -> None:
+    catalog, graph, recorded = setup
+    files = {"var/lib/dpkg/status": DPKG_STATUS}
+    published = _image(tmp_path / "pub", tmp_path / "w1", files, recorded)
+    _publish(published)
+    builder = BuildahLike(_image(tmp_path / "new", tmp_path / "w2", files, recorded))
+
+    verdict = verify_rebuild(
+        catalog, graph, LayoutSource(published), builder,  # type: ignore[arg-type]
+        f"{REGISTRY}/my/app:2-base1", work=tmp_path / "work",
+    )  # fmt: skip
+
+    assert verdict.same
+    assert builder.pins == ["socle-rebuild-pins"]  # the only file apt sees in preferences.d
+    assert builder.pinned == (
+        "Package: libssl3\nPin: version 3.0.17-1~deb12u2\nPin-Priority: 1001\n\n"
+        "Package: tzdata\nPin: version 2025b-0+deb12u1\nPin-Priority: 1001\n"
+    )
+
+
+def test_an_image_without_debian_packages_is_rebuilt_without_pins(
+    tmp_path: Path, setup: tuple[object, object, dict[str, str]]
+) -> None:
+    verdict, builder = _verify(tmp_path, setup, {"etc/app.conf": b"port=80\n"})
+    (request,) = builder.requests
+    assert request.apt_preferences is None

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 _RUNTIME_EXIT = "while running runtime: exit status"
 
 
+APT_PREFERENCES = "/etc/apt/preferences.d"
+
+
 def bud_command(request: BuildRequest, *, storage_driver: str | None = None) -> list[str]:
     """The `buildah bud` command line for `request`.
 
@@ -53,6 +56,8 @@ def bud_command(request: BuildRequest, *, storage_driver: str | None = None) -> 
         cmd += ["--platform", request.platform]
     if request.source_date_epoch is not None:
         cmd += ["--timestamp", str(request.source_date_epoch)]
+    if request.apt_preferences is not None:
+        cmd += ["--volume", f"{request.apt_preferences}:{APT_PREFERENCES}:ro"]
     for key, value in sorted(request.effective_build_args().items()):
         cmd += ["--build-arg", f"{key}={value}"]
     for key, value in sorted(request.effective_labels().items()):

@@ -39,6 +39,11 @@ BUILD_ENV = {"DOCKER_BUILDKIT": "0"}
 
 def build_command(request: BuildRequest) -> list[str]:
     """The `docker build` command line for `request` (host network, deterministic flag order)."""
+    if request.apt_preferences is not None:
+        raise InputError(
+            "docker build cannot mount the pinned package versions into its RUN steps",
+            hint="rebuild with --builder buildah",
+        )
     cmd = ["docker", "build", "--network", "host", "--force-rm", "-f", str(request.dockerfile)]
     if request.platform is not None:
         cmd += ["--platform", request.platform]

@@ -66,6 +66,9 @@ class BuildRequest:
         return self.build_args.get(BASE_ARG) or None
 
     platform: str | None = None  # `linux/arm64/v8`: another architecture, run under emulation
+    apt_preferences: Path | None = None
+    """A folder mounted read-only as /etc/apt/preferences.d during the RUN steps (buildah
+    only): `socle rebuild` pins there the package versions the published image holds."""
 
 
 @dataclass(frozen=True)

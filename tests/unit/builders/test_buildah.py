@@ -150,3 +150,10 @@ def test_an_image_that_cannot_be_removed_is_one_warning_naming_it(
     assert record.levelno == logging.WARNING
     assert record.getMessage().startswith("could not remove the local image socle-build/x:1: ")
     assert "image is in use by a container" in record.getMessage()
+
+
+def test_pinned_package_versions_are_mounted_read_only_as_apt_preferences(tmp_path: Path) -> None:
+    cmd = bud_command(request(tmp_path, apt_preferences=tmp_path / "pins"))
+    at = cmd.index("--volume")
+    assert cmd[at + 1] == f"{tmp_path / 'pins'}:/etc/apt/preferences.d:ro"
+    assert "--volume" not in bud_command(request(tmp_path))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from socle.builders.docker import (
     new_layers,
     run_command,
 )
+from socle.errors import InputError
 from socle.process import Completed
 
 
@@ -172,3 +174,10 @@ def test_a_failed_build_removes_the_images_it_left_dangling(
     with pytest.raises(BuildFailed):
         DockerBuilder(run=runner).build(request(tmp_path))
     assert runner.commands[1:] == [["docker", "image", "rm", "3ae6daea7a89"]]
+
+
+def test_docker_refuses_pins_it_cannot_mount(tmp_path: Path) -> None:
+    pinned = dataclasses.replace(request(tmp_path), apt_preferences=tmp_path / "pins")
+    with pytest.raises(InputError, match="cannot mount the pinned package versions") as caught:
+        build_command(pinned)
+    assert caught.value.hint == "rebuild with --builder buildah"
