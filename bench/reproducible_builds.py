@@ -15,7 +15,6 @@ import argparse
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from socle.builders import BUILDERS, BuildRequest
@@ -26,14 +25,14 @@ from socle.oci.layout import LayoutImage, read_image_layout
 from socle.oci.reference import Reference
 from socle.rebuild import compare
 from socle.registry.client import RegistryClient
+from socle.timestamps import day_epoch
 from socle.validate import validate
 
 
 def main() -> int:
     args = parse_args()
     catalog, graph = validate(Path(args.catalog), registry=args.registry)
-    day = datetime.now(UTC).date()
-    epoch = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    epoch = day_epoch()
     builder = BUILDERS[args.builder]()
     failures = 0
     with RegistryClient.from_config() as client, tempfile.TemporaryDirectory(dir=args.tmp) as tmp:

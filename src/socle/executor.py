@@ -53,6 +53,7 @@ from socle.oci.media import (
 )
 from socle.oci.reference import Reference
 from socle.registry.interface import Registry
+from socle.timestamps import day_epoch
 from socle.vcs import Revision
 
 log = logging.getLogger(__name__)
@@ -83,12 +84,6 @@ class RunOptions:
     work_dir: Path | None = None
     keep_work: bool = False
     source_date_epoch: int | None = None  # None: the run's day at 00:00 UTC
-
-
-def day_epoch(now: datetime | None = None) -> int:
-    """SOURCE_DATE_EPOCH of a run: its day at 00:00 UTC, so one day's builds agree."""
-    day = (now or datetime.now(UTC)).astimezone(UTC).date()
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
 class Executor:

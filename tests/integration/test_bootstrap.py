@@ -16,12 +16,12 @@ from typing import Protocol
 
 import pytest
 
-from socle.bootstrap.image import rfc3339
 from socle.bootstrap.mmdebstrap import bootstrap
 from socle.bootstrap.spec import BootstrapSpec
 from socle.errors import SocleError
 from socle.oci.layout import read_image_layout
 from socle.process import run
+from socle.timestamps import rfc3339
 from tests.integration.conftest import BOOTSTRAP_LABELS, Bootstrapped
 
 pytestmark = pytest.mark.integration

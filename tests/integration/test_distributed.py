@@ -35,7 +35,6 @@ from tests.integration.images import write_busybox_layout
 pytestmark = pytest.mark.integration
 
 FINGERPRINT = "io.github.socle.fingerprint"
-CREATED = "org.opencontainers.image.created"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
 
 

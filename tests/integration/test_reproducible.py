@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from socle.builders import BUILDERS, Builder, BuildRequest
-from socle.builders.normalise import rfc3339
 from socle.core.convention import Variant
 from socle.core.state import FINGERPRINT, INPUTS
 from socle.inputs import InputReader
@@ -30,6 +29,7 @@ from socle.oci.media import BASE_DIGEST, BASE_NAME, CREATED, REF_NAME, VERSION
 from socle.oci.reference import Reference
 from socle.process import run
 from socle.registry.client import RegistryClient
+from socle.timestamps import rfc3339
 from socle.validate import validate
 from tests.integration.conftest import LocalRegistry, require
 from tests.integration.helpers import skopeo_inspect, socle

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from socle.bootstrap.spec import (
     DEFAULT_PATH,
     BootstrapSpec,
 )
 from socle.core.platforms import OCI_ARCH
+from socle.timestamps import rfc3339
 
 
 def image_config(spec: BootstrapSpec, epoch: int, labels: Mapping[str, str]) -> dict[str, object]:
@@ -44,11 +44,6 @@ def _created_by(spec: BootstrapSpec) -> str:
     if spec.packages:
         words.append(f"--include={','.join(sorted(set(spec.packages)))}")
     return " ".join([*words, spec.suite])
-
-
-def rfc3339(epoch: int) -> str:
-    """`epoch` as an RFC 3339 UTC timestamp, e.g. 2024-01-31T00:00:00Z."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def count_installed(status: str) -> int:

@@ -35,7 +35,6 @@ from pathlib import Path
 from socle.bootstrap.image import (
     count_installed,
     image_config,
-    rfc3339,
 )
 from socle.bootstrap.sources import (
     parse_one_line,
@@ -53,6 +52,7 @@ from socle.oci.content import Platform
 from socle.oci.layout import index_descriptor, read_image_layout, write_image_layout, write_index
 from socle.oci.media import CREATED
 from socle.process import CommandError, run, tail_of
+from socle.timestamps import rfc3339
 
 # apt settings for the bootstrap only (the file is removed from the image): fail fast on a
 # dead mirror (connection refused: 1.5 s instead of 7.5 s) while surviving one hiccup.

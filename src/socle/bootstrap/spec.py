@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from socle.core.platforms import KNOWN_ARCHES
 from socle.emulation import native_arch
 from socle.errors import InputError
+from socle.timestamps import day_epoch
 
 VARIANTS = frozenset(
     {
@@ -114,8 +115,7 @@ class BootstrapSpec:
         """SOURCE_DATE_EPOCH for a run: the declared one, or `now`'s date at 00:00 UTC."""
         if self.source_date_epoch is not None:
             return self.source_date_epoch
-        day = (now or datetime.now(UTC)).astimezone(UTC).date()
-        return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+        return day_epoch(now)
 
 
 def _check(what: str, values: Any, pattern: re.Pattern[str]) -> None:

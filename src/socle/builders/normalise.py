@@ -29,7 +29,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from socle.oci.layout import (
     write_layer_blob,
 )
 from socle.oci.media import BASE_DIGEST, BASE_NAME, OCI_CONFIG
+from socle.timestamps import rfc3339
 
 # Files a build leaves behind that say only when and how it ran (paths without a leading "/").
 NOISE: tuple[str, ...] = (
@@ -181,11 +182,6 @@ def diff_ids_of(inspected: str, path: Sequence[str | int]) -> tuple[str, ...]:
         raise NormaliseError(
             f"cannot read the parent's layers from the builder's description ({exc!r})"
         ) from None
-
-
-def rfc3339(epoch: int) -> str:
-    """`epoch` as an RFC 3339 UTC timestamp, e.g. 2024-01-31T00:00:00Z."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- one layer ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from socle.bootstrap.image import count_installed, image_config, rfc3339
+from socle.bootstrap.image import count_installed, image_config
 from socle.bootstrap.mmdebstrap import (
     _record_platform,
     bootstrap,
@@ -23,6 +23,7 @@ from socle.emulation import native_arch, require_emulation
 from socle.errors import InputError, SocleError
 from socle.oci.layout import read_image_layout, write_image_layout
 from socle.process import CommandError
+from socle.timestamps import rfc3339
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
