@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import shutil
 import tempfile
 import threading
@@ -124,6 +125,7 @@ class Executor:
         self._runs: dict[str, Future[str]] = {}
         self._pushes: dict[str, Future[str]] = {}
         self.journal = Journal(client, catalog.registry, catalog.namespace)
+        self._run_token = secrets.token_hex(4)
         # Every image of the run is stamped with this time, not the clock's: the same
         # inputs on the same day give the same digest (the real times are in the
         # provenance attestation and the run history).
@@ -132,6 +134,16 @@ class Executor:
             if self.options.source_date_epoch is not None
             else day_epoch()
         )
+
+    def _local_name(self, variant: Variant, arch: str | None = None) -> str:
+        """The builder's local name for this run's image of `variant` (on `arch`).
+
+        Unique to the run: two socle runs on one machine (a CLI build beside
+        `socle watch`, two CI jobs) share the builder's storage, and one must
+        never remove or overwrite the image the other is still pushing.
+        """
+        suffix = f"-{arch}" if arch is not None else ""
+        return f"socle-build/{self._run_token}/{variant.image.name}:{variant.exact_tag}{suffix}"
 
     def run(
         self, plan: Plan, *, selected: set[str] | None = None, floating: bool = True
@@ -308,7 +320,7 @@ class Executor:
         parent_digest = self._parent_digest(variant, outcomes)
         annotations = self.annotations(step, parent_digest)
         folder = work / variant.key.replace(":", "_").replace("/", "_")
-        local = f"socle-build/{variant.image.name}:{variant.exact_tag}"
+        local = self._local_name(variant)
         upstream = variant.image.kind is Kind.UPSTREAM
         try:
             if upstream:
@@ -390,7 +402,7 @@ class Executor:
                 digest = self._republish(variant, target)
             for arch in variant.architectures:
                 began = time.monotonic()
-                local = f"socle-build/{variant.image.name}:{variant.exact_tag}-{arch}"
+                local = self._local_name(variant, arch)
                 own = self._platform_annotations(step, annotations, arch)
                 if upstream:
                     layout = self.fetch(target.with_digest(published[arch]), folder / arch)

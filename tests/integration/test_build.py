@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -144,7 +145,10 @@ def test_failing_run_step_shows_the_log_and_publishes_nothing_of_it(
     env = {"SOCLE_REGISTRY": registry.host, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     result = socle("build", "-c", str(catalog), env=env)
     assert result.returncode == 1
-    assert "build of socle-build/leaf:2-tool1.1-base1.36 failed at step" in result.stderr
+    # The builder's local name is unique to the run: socle-build/<run token>/leaf:<tag>.
+    assert re.search(
+        r"build of socle-build/[0-9a-f]{8}/leaf:2-tool1\.1-base1\.36 failed at step", result.stderr
+    ), result.stderr
     assert "/no-such-file" in result.stderr  # the failing command's own words
     assert "1 image(s) not published: leaf:2-tool1.1-base1.36 (failed)" in result.stderr
     assert "Traceback" not in result.stderr
