@@ -13,12 +13,15 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from socle.core.plan import Plan
 from socle.errors import SocleError
 from socle.events import Event, Observer, Status
-from socle.executor import Outcome
-from socle.history.store import HistoryStore, OutcomeRecord, RunRecorder
+from socle.history.interface import History, OutcomeRecord, Recorder
+
+if TYPE_CHECKING:
+    from socle.executor import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ class Recording:
     nor the progress a user watches (`--events json`) waits for the database.
     """
 
-    recorder: RunRecorder | None
+    recorder: Recorder | None
     outcomes: list[Outcome] = field(default_factory=list)
     _warned: bool = False
 
@@ -108,7 +111,7 @@ def to_record(outcome: Outcome) -> OutcomeRecord:
 
 @contextmanager
 def recorded(
-    store: HistoryStore | None,
+    store: History | None,
     *,
     trigger: str,
     catalog: str,
@@ -152,7 +155,7 @@ def recorded(
     _finish(recording, status, summary)
 
 
-def mark_dead_runs(store: HistoryStore) -> int:
+def mark_dead_runs(store: History) -> int:
     """Close the runs of this host whose process died (a failing database costs a warning)."""
     try:
         marked = store.mark_dead_runs()

@@ -15,7 +15,7 @@ from socle.executor import Outcome
 from socle.job import BuildJob, JobSettings
 
 if TYPE_CHECKING:
-    from socle.history.store import HistoryStore
+    from socle.history.interface import History
 
 
 @click.command("plan")
@@ -294,7 +294,7 @@ def run_job(
     events: str,
     notify_url: str | None,
     expect_parent: str | None = None,
-    history: HistoryStore | None = None,
+    history: History | None = None,
     trigger: str = "cli",
 ) -> list[Outcome]:
     """Lock, plan and execute `job` with the chosen displays; record it; notify at the end."""
@@ -332,8 +332,20 @@ def run_job(
     return recording.outcomes
 
 
-def open_history(url: str | None) -> HistoryStore:
-    """The history database (`--db`, SOCLE_DB, or SQLite in socle's data folder), migrated."""
+def open_history(url: str | None) -> History:
+    """The history database (`--db`, SOCLE_DB, or SQLite in socle's data folder), migrated.
+
+    A SQLite file already at this socle's schema is written with sqlite3, without
+    importing SQLAlchemy (a no-op build would spend most of its time on that import);
+    anything else, or anything to migrate or refuse, goes through HistoryStore.
+    """
+    from socle.history.interface import default_url
+    from socle.history.sqlite import open_current
+
+    url = url or default_url()
+    current = open_current(url)
+    if current is not None:
+        return current
     from socle.history.store import HistoryStore
 
     return HistoryStore.open(url)

@@ -1,28 +1,24 @@
 """The schema's revision: checked at every open, migrated forward with Alembic.
 
 Every `socle build` opens the history, so the check is cheap: the revisions are
-read from the migration files' own `revision = ...` lines and the database's
-from its `alembic_version` table with a plain query. Alembic itself is
+read from the migration files' own `revision = ...` lines (revisions.py) and the
+database's from its `alembic_version` table with a plain query. Alembic itself is
 imported only when a migration is due (or the version table is unusual).
 """
 
 from __future__ import annotations
 
-import re
-from functools import cache
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from socle.errors import SocleError
-from socle.history.store import MIGRATIONS, redact, unreachable
+from socle.history.revisions import MIGRATIONS, VERSION_TABLE, head, revisions
+from socle.history.store import redact, unreachable
 
 if TYPE_CHECKING:
     from alembic.config import Config
-
-VERSION_TABLE = "alembic_version"  # Alembic's default; env.py keeps it
-_REVISION = re.compile(r"^(down_)?revision\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -33,28 +29,6 @@ def alembic_config(engine: Engine) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
     return config
-
-
-@cache
-def revisions() -> dict[str, str | None]:
-    """Each revision this socle knows, with the one it follows (None for the first)."""
-    found: dict[str, str | None] = {}
-    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
-        values = {bool(m[1]): m[2] for m in _REVISION.finditer(path.read_text(encoding="utf-8"))}
-        if False in values:
-            found[_literal(values[False]) or ""] = _literal(values.get(True, "None"))
-    return found
-
-
-def _literal(value: str) -> str | None:
-    return None if value == "None" else value.strip("\"'")
-
-
-def head() -> str:
-    """The newest revision this socle knows."""
-    known = revisions()
-    (newest,) = set(known) - set(known.values())
-    return newest
 
 
 def current(engine: Engine, url: str) -> str | None:

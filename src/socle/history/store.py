@@ -24,21 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from socle.errors import InputError, SocleError
 from socle.history import processes
+from socle.history.interface import OutcomeRecord as OutcomeRecord
+from socle.history.interface import default_url as default_url
+from socle.history.interface import plain
 from socle.history.models import Outcome, Run, RunEvent, VariantState
+from socle.history.revisions import MIGRATIONS as MIGRATIONS
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 LOG_TAIL = 200  # events kept as a run's log tail on its page
 STATUS_REASON_FIRST = ("failed", "vulnerable", "unsigned")  # their rows' first reason is theirs
-
-
-def default_url() -> str:
-    """$SOCLE_DB, else SQLite in socle's data folder ($XDG_DATA_HOME/socle/history.db)."""
-    url = os.environ.get("SOCLE_DB")
-    if url:
-        return url
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
-    return f"sqlite:///{base / 'socle' / 'history.db'}"
 
 
 def redact(url: str) -> str:
@@ -143,21 +136,6 @@ class StateView:
         if self.status in STATUS_REASON_FIRST:
             return self.reasons[1:]
         return self.reasons
-
-
-@dataclass(frozen=True)
-class OutcomeRecord:
-    """What the executor reports of one variant, as the history keeps it."""
-
-    key: str
-    status: str
-    digest: str | None = None
-    seconds: float = 0.0
-    error: str | None = None
-    tags: Sequence[str] = ()
-    notes: Sequence[str] = ()
-    reasons: Sequence[str] = ()
-    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 class HistoryStore:
@@ -477,7 +455,7 @@ class RunRecorder:
                     tags=list(o.tags),
                     notes=list(o.notes),
                     reasons=list(o.reasons),
-                    details=_plain(o.details),
+                    details=plain(o.details),
                 )
                 for o in outcomes
             )
@@ -546,17 +524,6 @@ def _aware(when: datetime | None) -> datetime | None:
     if when is not None and when.tzinfo is None:
         return when.replace(tzinfo=UTC)
     return when
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copies of the gates' results."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 def _run_view(run: Run, *, outcomes: bool) -> RunView:
