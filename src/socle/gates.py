@@ -24,20 +24,20 @@ from typing import TYPE_CHECKING, Protocol
 from socle import __version__
 from socle.builders.interface import Builder
 from socle.core.convention import Variant
+from socle.core.imagetest import ImageTest, effective_tests
 from socle.core.policy import Policy, Verdict, evaluate
 from socle.core.state import FINGERPRINT, INPUTS, SBOM, SCAN, TESTS
 from socle.errors import GateFailed
-from socle.imagetests import ImageTest, effective_tests, run_tests, to_junit_xml
 from socle.oci.layout import read_image_layout
 from socle.oci.media import BASE_DIGEST, BASE_NAME
 from socle.oci.reference import Reference
-from socle.sbom import Inventory
-from socle.sbom.cache import LayerCache
 from socle.scan import ScanReport, ScanTarget
 from socle.scan.interface import Scanner
 from socle.stack import StackPaths
 
 if TYPE_CHECKING:  # the signing package imports cryptography: only a signing run needs it
+    from socle.sbom import Inventory
+    from socle.sbom.cache import LayerCache
     from socle.signing.interface import Signer
 
 CYCLONEDX = "https://cyclonedx.org/bom"
@@ -111,6 +111,8 @@ class TestGate:
         tests = variant_tests(subject.variant)
         if not tests:
             return {}
+        from socle.imagetests import run_tests, to_junit_xml  # a no-op run never tests
+
         subject.load()
         config = read_image_layout(subject.layout).config
         report = run_tests(self.builder, subject.local_name, config, tests)
@@ -144,7 +146,11 @@ class SbomGate:
     name = "sbom"
 
     def __init__(self, cache: LayerCache | None = None) -> None:
-        self.cache = cache if cache is not None else LayerCache.under(StackPaths.default().root)
+        if cache is None:
+            from socle.sbom.cache import LayerCache
+
+            cache = LayerCache.under(StackPaths.default().root)
+        self.cache = cache
 
     def check(self, subject: Subject) -> dict[str, str]:
         from socle.sbom.contents import read as read_inventory  # a no-op run never reads one

@@ -31,6 +31,7 @@ from socle.planning import plan_with_state
 from socle.registry.state import RegistryState
 from socle.scan import SCANNERS, ScanSettings
 from socle.stack import StackPaths
+from socle.vcs import Revision
 
 if TYPE_CHECKING:  # signing pulls in cryptography: imported only when a key signs
     from socle.signing import SigningKey
@@ -194,12 +195,17 @@ class BuildJob:
             require_emulation(arch)
 
     def execute(self, plan: Plan, observer: Observer = ignore) -> list[Outcome]:
-        """Build what `plan` says within the selection, then move tags."""
+        """Build what `plan` says within the selection, then move tags.
+
+        The gates, the publishers and the catalog's git revision are for the
+        images a run produces: a run with nothing to build loads no scanner data
+        and no signer, and runs no git.
+        """
         self.check_emulation(plan)
-        executor = self._executor(self.builder, observer)
+        executor = self._executor(self.builder, observer, building=self.pending(plan) > 0)
         return executor.run(plan, selected=self.selected, floating=self.moves_floating_tags)
 
-    def _executor(self, builder: Builder, observer: Observer) -> Executor:
+    def _executor(self, builder: Builder, observer: Observer, *, building: bool = True) -> Executor:
         return Executor(
             self.catalog,
             self.graph,
@@ -207,8 +213,9 @@ class BuildJob:
             builder=builder,
             observer=observer,
             options=RunOptions(jobs=self.settings.jobs, keep_work=self.settings.keep_work),
-            gates=self.gates(builder),
-            publishers=self.publishers(),
+            revision=None if building else Revision(None, None),
+            gates=self.gates(builder) if building else (),
+            publishers=self.publishers() if building else (),
         )
 
     def gates(self, builder: Builder) -> list[Gate]:

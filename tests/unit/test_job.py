@@ -194,3 +194,32 @@ def test_a_run_needing_emulation_this_host_lacks_is_refused_before_any_build(
     )
     assert "qemu-user-static" in (caught.value.hint or "")
     assert builder.built == [] and len(registry.seen("PUT")) == puts  # nothing was built
+
+
+def test_a_run_with_nothing_to_build_makes_no_gate_no_signer_and_runs_no_git(
+    write_catalog: CatalogWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socle.executor
+
+    registry = FakeRegistry()
+    jobs = pipeline(write_catalog, registry)
+    made: list[str] = []
+    gates, publishers = BuildJob.gates, BuildJob.publishers
+    monkeypatch.setattr(BuildJob, "gates", lambda job, b: made.append("gates") or gates(job, b))
+    monkeypatch.setattr(
+        BuildJob, "publishers", lambda job: made.append("publishers") or publishers(job)
+    )
+    of = socle.executor.Revision.of
+    monkeypatch.setattr(
+        socle.executor.Revision, "of", lambda folder: made.append("git") or of(folder)
+    )
+    job = jobs.job(cascade=True)
+    assert {o.status for o in job.execute(job.plan())} == {Status.BUILT}
+    assert made == ["gates", "publishers", "git"]
+
+    made.clear()
+    job = jobs.job(cascade=True)
+    plan = job.plan()
+    assert job.pending(plan) == 0
+    assert {o.status for o in job.execute(plan)} == {Status.SKIPPED}
+    assert made == []

@@ -1,12 +1,14 @@
-"""Image builders: one interface, one module per tool, listed by name in `BUILDERS`."""
+"""Image builders: one interface, one module per tool, listed by name in `BUILDERS`.
+
+A tool's module is imported when its factory runs: the command line lists the
+names for `--builder` without loading any of them.
+"""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
 
-from socle.builders.buildah import BuildahBuilder
-from socle.builders.docker import DockerBuilder
 from socle.builders.interface import (
     SETUP_HINT,
     Builder,
@@ -36,11 +38,15 @@ def require_tools(*tools: str) -> None:
 
 
 def _buildah() -> Builder:
+    from socle.builders.buildah import BuildahBuilder
+
     require_tools("buildah")
     return BuildahBuilder()
 
 
 def _docker() -> Builder:
+    from socle.builders.docker import DockerBuilder
+
     require_tools("docker", "skopeo")
     return DockerBuilder()
 

@@ -25,7 +25,6 @@ from socle.builders.interface import (
     oci_reference,
     prepare_output,
 )
-from socle.builders.normalise import diff_ids_of, reproduce
 from socle.errors import InputError
 from socle.oci.layout import index_descriptor
 from socle.process import CommandError, Completed
@@ -107,12 +106,16 @@ class BuildahBuilder:
         index_descriptor(request.output)
         if request.source_date_epoch is not None:
             base = self._diff_ids(request.base) if request.base else ()
+            from socle.builders.normalise import reproduce  # tarfile: only a build needs it
+
             reproduce(request.output, epoch=request.source_date_epoch, base_diff_ids=base)
         return BuildResult(request.output, build_log(done.stdout, done.stderr, lines=20))
 
     def _diff_ids(self, image: str) -> tuple[str, ...]:
         """The layer diff_ids of the local image `image` (the parent, pulled by the build)."""
         done = self._run([*self._buildah(), "inspect", "--type", "image", image])
+        from socle.builders.normalise import diff_ids_of
+
         return diff_ids_of(done.stdout, ("OCIv1", "rootfs", "diff_ids"))
 
     def load(self, layout: Path, name: str) -> None:

@@ -24,7 +24,6 @@ from socle.builders.interface import (
     prepare_output,
     qualified_tag,
 )
-from socle.builders.normalise import diff_ids_of, reproduce
 from socle.errors import InputError
 from socle.oci.layout import index_descriptor
 from socle.process import CommandError, Completed
@@ -97,6 +96,8 @@ class DockerBuilder:
         index_descriptor(request.output)
         if request.source_date_epoch is not None:
             base = self._diff_ids(request.base) if request.base else ()
+            from socle.builders.normalise import reproduce  # tarfile: only a build needs it
+
             reproduce(request.output, epoch=request.source_date_epoch, base_diff_ids=base)
         log = build_log(done.stdout, _without_notice(done.stderr), lines=20)
         return BuildResult(request.output, log)
@@ -104,6 +105,8 @@ class DockerBuilder:
     def _diff_ids(self, image: str) -> tuple[str, ...]:
         """The layer diff_ids of the daemon's image `image` (the parent, pulled by the build)."""
         done = self._run(["docker", "image", "inspect", image])
+        from socle.builders.normalise import diff_ids_of
+
         return diff_ids_of(done.stdout, (0, "RootFS", "Layers"))
 
     def load(self, layout: Path, name: str) -> None:
