@@ -10,7 +10,6 @@ lets unrelated branches finish.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import shutil
@@ -21,7 +20,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -39,9 +37,8 @@ from socle.errors import InputError, SocleError
 from socle.events import Event, Observer, Status, ignore
 from socle.gates import Gate, Publisher, Subject
 from socle.journal import Journal, Move
-from socle.localimage import fetch_layout
-from socle.oci.content import Descriptor
-from socle.oci.layout import index_descriptor, read_image_layout, write_blob, write_index
+from socle.localimage import fetch_layout, restore_parent_blobs
+from socle.oci.layout import read_image_layout
 from socle.oci.media import (
     BASE_DIGEST,
     BASE_NAME,
@@ -54,7 +51,7 @@ from socle.oci.media import (
 )
 from socle.oci.reference import Reference
 from socle.registry.interface import Registry
-from socle.timestamps import day_epoch
+from socle.timestamps import day_epoch, rfc3339
 from socle.vcs import Revision
 
 log = logging.getLogger(__name__)
@@ -752,47 +749,9 @@ class Executor:
             source_date_epoch=self.epoch,
         )
         layout = self.builder.build(request).layout
-        self._on_parent_blobs(variant, layout, base_digest)
+        parent = Reference(self.catalog.registry, variant.parent.image.repository)
+        restore_parent_blobs(self.client, parent.with_digest(base_digest), layout)
         return layout
-
-    def _on_parent_blobs(self, variant: Variant, layout: Path, base_digest: str) -> None:
-        """Make the built image's bottom layers its parent's published blobs, byte for byte.
-
-        The builder keeps the parent's layers (same diff_ids) but may compress them
-        again on export (buildah does, for a layer another tool compressed): the
-        child would then store a second copy of each and differ from a build on
-        another machine. The parent's own blobs are put back in the layout, so the
-        gates see what is published and the push mounts them from the parent.
-        """
-        assert variant.parent is not None
-        parent = Reference(
-            self.catalog.registry, variant.parent.image.repository, digest=base_digest
-        )
-        published = self.client.get_manifest(parent)
-        if published.is_index:
-            return  # a build for the native platform of a multi-platform parent
-        document = published.json()
-        config = json.loads(self.client.get_blob(parent, str(document["config"]["digest"])))
-        theirs = list(config.get("rootfs", {}).get("diff_ids", []))
-        parent_layers = [Descriptor.from_json(item) for item in document.get("layers", [])]
-        image = read_image_layout(layout)
-        swaps: dict[int, Descriptor] = {}
-        for index, (mine, their) in enumerate(zip(image.diff_ids, theirs, strict=False)):
-            if mine != their or index >= len(parent_layers):
-                break
-            if image.layers[index].digest != parent_layers[index].digest:
-                swaps[index] = parent_layers[index]
-        if not swaps:
-            return
-        for descriptor in swaps.values():
-            data = self.client.get_blob(parent, descriptor.digest)
-            write_blob(layout, data, descriptor.media_type)
-        manifest = image.manifest.json()
-        for index, descriptor in swaps.items():
-            manifest["layers"][index] = descriptor.to_json()
-        entry = write_blob(layout, canonical_json(manifest), image.manifest.media_type)
-        old = index_descriptor(layout)
-        write_index(layout, [replace(entry, annotations=old.annotations, platform=old.platform)])
 
     def annotations(self, step: Step, parent_digest: str | None) -> dict[str, str]:
         """What socle records on every image it publishes (manifest annotations and labels)."""
@@ -800,7 +759,7 @@ class Executor:
         found = {
             FINGERPRINT: step.fingerprint,
             INPUTS: canonical_json(dict(step.inputs)).decode(),
-            CREATED: datetime.fromtimestamp(self.epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            CREATED: rfc3339(self.epoch),
             VERSION: variant.version.name,
             REF_NAME: variant.exact_tag,
         }

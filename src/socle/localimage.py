@@ -8,16 +8,18 @@ the builder, so it can run, and removes it again afterwards.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from socle.builders.interface import Builder
+from socle.canonical import canonical_json
 from socle.errors import InputError
-from socle.oci.content import Platform
-from socle.oci.layout import write_blob, write_index
+from socle.oci.content import Descriptor, Platform
+from socle.oci.layout import index_descriptor, read_image_layout, write_blob, write_index
 from socle.oci.reference import Reference
 from socle.registry.interface import ImageSource
 
@@ -77,3 +79,41 @@ def local_copy(source: ImageSource, builder: Builder, ref: Reference, name: str)
             yield layout
         finally:
             builder.remove(name)
+
+
+def restore_parent_blobs(source: ImageSource, parent: Reference, layout: Path) -> int:
+    """Make the bottom layers of `layout`'s image the blobs `parent` published, byte for byte.
+
+    A builder keeps the parent's layers (the same diff_ids) but may compress them
+    again on export (buildah does, for a layer another tool compressed): the
+    child would then store a second copy of each, and its digest would depend on
+    the builder's compressor. The parent's own blobs are put back, matched by
+    diff_id, so the gates see what is published and a push mounts them from the
+    parent. `parent` is pinned by digest; an index (a build for one platform of a
+    multi-platform parent) is left alone. Returns how many layers were put back.
+    """
+    published = source.get_manifest(parent)
+    if published.is_index:
+        return 0
+    document = published.json()
+    config = json.loads(source.get_blob(parent, str(document["config"]["digest"])))
+    theirs = list(config.get("rootfs", {}).get("diff_ids", []))
+    parent_layers = [Descriptor.from_json(item) for item in document.get("layers", [])]
+    image = read_image_layout(layout)
+    swaps: dict[int, Descriptor] = {}
+    for index, (mine, their) in enumerate(zip(image.diff_ids, theirs, strict=False)):
+        if mine != their or index >= len(parent_layers):
+            break
+        if image.layers[index].digest != parent_layers[index].digest:
+            swaps[index] = parent_layers[index]
+    if not swaps:
+        return 0
+    for descriptor in swaps.values():
+        write_blob(layout, source.get_blob(parent, descriptor.digest), descriptor.media_type)
+    manifest = image.manifest.json()
+    for index, descriptor in swaps.items():
+        manifest["layers"][index] = descriptor.to_json()
+    entry = write_blob(layout, canonical_json(manifest), image.manifest.media_type)
+    old = index_descriptor(layout)
+    write_index(layout, [replace(entry, annotations=old.annotations, platform=old.platform)])
+    return len(swaps)

@@ -35,7 +35,7 @@ from socle.core.state import FINGERPRINT, INPUTS
 from socle.errors import InputError, SocleError
 from socle.executor import insecure
 from socle.inputs import InputReader
-from socle.localimage import DEFAULT_PLATFORM, pull_layout
+from socle.localimage import DEFAULT_PLATFORM, pull_layout, restore_parent_blobs
 from socle.oci.content import Descriptor
 from socle.oci.layerdiff import changes, layer_entries, order_differs
 from socle.oci.layout import LayoutImage, read_image_layout
@@ -137,6 +137,10 @@ def verify_rebuild(
     _check_inputs(variant, recorded)
     pins = _pins(published, work) if builder.name in PINNING_BUILDERS else None
     rebuilt = _rebuild(catalog, variant, recorded, builder, work, pins)
+    # As `socle build` does: the parent's layers are its published blobs, not the builder's
+    # recompression of them (the same diff_ids), so only the build's own layers can differ.
+    restore_parent_blobs(source, Reference.parse(recorded.parent), rebuilt.path)
+    rebuilt = read_image_layout(rebuilt.path)
     lines = compare(published, rebuilt, diffoscope=diffoscope)
     if not lines:
         return Verdict(
@@ -158,6 +162,12 @@ def compare(
     old, new = published.layers, rebuilt.layers
     for index, (was, now) in enumerate(zip(old, new, strict=False)):
         if was.digest != now.digest:
+            if published.diff_ids[index : index + 1] == rebuilt.diff_ids[index : index + 1]:
+                return [
+                    f"layer {index + 1} of {len(old)} has the same content (diff_id"
+                    f" {published.diff_ids[index][:19]}) compressed otherwise: published"
+                    f" {_short(was)}, rebuilt {_short(now)}"
+                ]
             return _layer_report(published, rebuilt, index, diffoscope)
     if len(old) != len(new):
         return [f"the rebuild has {len(new)} layers, the published image {len(old)}"]
@@ -274,7 +284,7 @@ def _layer_report(
         lines.append(f"  ... and {len(found) - SHOWN_CHANGES} more")
     if not found and order_differs(list(old), list(new)):
         lines.append("  the same files in another order")
-    if diffoscope is not None:
+    if diffoscope is not None and found:  # else its report is a hex dump of the whole layer
         report = diffoscope(old_path, new_path)
         if report:
             shown = report.splitlines()
