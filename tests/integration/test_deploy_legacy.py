@@ -1,4 +1,5 @@
-"""The legacy app of examples/enterprise: its smoke run, and its logs as ECS JSON lines.
+"""The enterprise example built once: the legacy app's smoke run and its logs as ECS
+JSON lines, and `socle rebuild --verify` of its java image.
 
 One signed build of the example (about 3 min) serves every test here. Its
 `--events json` output is socle's log stream; the smoke run's container log is
@@ -96,6 +97,29 @@ def test_the_legacy_app_logs_ecs_json_lines_to_stdout(legacy: Legacy) -> None:
     assert any(r["message"].startswith("Server startup in") for r in records)
     # Tomcat under the read-only root: nothing it needs to write is missing.
     assert [r["message"] for r in records if r["log.level"] in ("error", "warn")] == []
+
+
+def test_rebuild_verify_reproduces_the_java_image_and_refuses_a_changed_dockerfile(
+    legacy: Legacy,
+) -> None:
+    """The image with Debian's JDK, its cacerts keystore and the apt pins: rebuilt the same."""
+    ref = f"{legacy.env['SOCLE_REGISTRY']}/my/java:17-debian12"
+    args = ("rebuild", "--verify", "java:17-debian12", "-c", str(legacy.catalog))
+    same = socle(*args, env=legacy.env)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert same.stdout.startswith(f"{ref}: reproduced: the rebuild has the published config")
+    assert skopeo_inspect(ref)["Digest"] in same.stdout
+
+    dockerfile = legacy.catalog.parent / "java" / "Dockerfile"
+    original = dockerfile.read_text()
+    try:
+        dockerfile.write_text(original.replace('CMD ["java", "-version"]', 'CMD ["java"]'))
+        changed = socle(*args, env=legacy.env)
+    finally:
+        dockerfile.write_text(original)
+    assert changed.returncode == 1, changed.stdout + changed.stderr
+    assert "the catalog's dockerfile of java:17-debian12 differs" in changed.stderr
+    assert "Traceback" not in changed.stderr
 
 
 def legacy_app_log(legacy: Legacy) -> str:
