@@ -6,15 +6,18 @@ published as OCI indexes and signed, judged by skopeo, buildah and cosign.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import textwrap
 from pathlib import Path
 
+import httpx
 import pytest
 
 from socle.process import run
 from tests.integration.conftest import Bootstrapped, LocalRegistry, require
 from tests.integration.helpers import skopeo_inspect, socle
+from tests.integration.test_console_browser import Served, wait_for
 from tests.integration.test_cosign import LEGACY, PASSWORD, claims, cosign_verify
 
 pytestmark = pytest.mark.integration
@@ -144,10 +147,47 @@ def test_a_two_platform_family_is_published_as_signed_indexes(
             (claim,) = claims(cosign_verify(pub, ref, LEGACY, home=home))
             assert claim["critical"]["image"]["docker-manifest-digest"] == ref.split("@")[1]
 
+        # The console offers each platform's SBOM (socle attests one per platform manifest).
+        served = Served(
+            ["-c", str(catalog), "--db", f"sqlite:///{tmp_path / 'console.db'}"]
+            + ["--key", str(pub), "--refresh", "1"],
+            {**os.environ, **env},
+            tmp_path / "serve.log",
+        )
+        try:
+            page = ""
+
+            def linked() -> bool:
+                nonlocal page
+                page = httpx.get(f"{served.url}/images/tool:1-debian12").text
+                return page.count('class="sbom-platform"') == 2
+
+            assert wait_for(linked, "the per-platform SBOM links", fail=False), page
+            for entry in entries:
+                platform = "/".join(
+                    str(entry["platform"][k])  # type: ignore[index]
+                    for k in ("os", "architecture", "variant")
+                    if k in entry["platform"]  # type: ignore[operator]
+                )
+                sbom = httpx.get(
+                    f"{served.url}/images/tool:1-debian12/sbom", params={"platform": platform}
+                )
+                assert sbom.status_code == 200, sbom.text
+                assert sbom.json()["metadata"]["component"]["version"] == entry["digest"]
+            missing = httpx.get(
+                f"{served.url}/images/tool:1-debian12/sbom", params={"platform": "linux/s390x"}
+            )
+            assert missing.status_code == 404
+            assert "has no linux/s390x image (it has linux/amd64, linux/arm64/v8)" in missing.text
+        finally:
+            served.stop()
+
         # `socle verify` checks the index and each platform; an unsigned platform fails it.
         verified = socle("verify", "--key", str(pub), tool, env=env)
         assert verified.returncode == 0, verified.stderr
-        assert "is verified (sigstore-bundle, cosign-legacy), with its 2 platforms" in verified.stdout
+        assert (
+            "is verified (sigstore-bundle, cosign-legacy), with its 2 platforms" in verified.stdout
+        )
         assert verified.stdout.count("  platform linux/") == 2
         arm64 = str(entries[1]["digest"])
         for tag in (f"sha256-{arm64[7:]}.sig", f"sha256-{arm64[7:]}"):

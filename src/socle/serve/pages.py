@@ -295,7 +295,7 @@ class Pages:
         history = self.store.outcomes_of(key)
         gates = gates_of(history, state.digest)
         today = datetime.now(UTC).date()
-        layouts, provenance, sbom_available, registry_error = self._signed(state)
+        layouts, provenance, sboms, registry_error = self._signed(state)
         children = [s for s in self.store.states(self.console.catalog_key) if s.parent == state.key]
         return self.render(
             request,
@@ -305,7 +305,8 @@ class Pages:
             allowlist=allowlist_rows(self.catalog.get(self.console).policy, today),
             layouts=layouts,
             provenance=provenance,
-            sbom_available=sbom_available,
+            sbom_available=any(available for _, available in sboms),
+            sboms=[(platform, available) for platform, available in sboms if platform],
             registry_error=registry_error,
             records=snapshot.socle_records(state.annotations),
             history=history,
@@ -315,11 +316,14 @@ class Pages:
 
     def _signed(
         self, state: StateView
-    ) -> tuple[list[dict[str, str]], dict[str, Any] | None, bool, str | None]:
-        """Signature layouts, provenance summary, SBOM availability (registry, cached by digest)."""
+    ) -> tuple[
+        list[dict[str, str]], dict[str, Any] | None, list[tuple[str | None, bool]], str | None
+    ]:
+        """Signature layouts, provenance summary, and whether each SBOM is there (per platform
+        for an index; from the registry, cached by digest)."""
         key = self.console.verify_key
         if key is None or state.digest is None:
-            return [], None, False, None
+            return [], None, [], None
         from socle.errors import SocleError
         from socle.registry.client import RegistryClient
         from socle.signing.dsse import SLSA_PROVENANCE_V1
@@ -329,9 +333,12 @@ class Pages:
             with RegistryClient.from_config() as client:
                 result = snapshot.verification(client, ref, key)
                 statement = snapshot.attestation(client, ref, key, SLSA_PROVENANCE_V1)
-                sbom = snapshot.attestation(client, ref, key, CYCLONEDX)
+                sboms = [
+                    (platform, snapshot.attestation(client, subject, key, CYCLONEDX) is not None)
+                    for platform, subject in snapshot.sbom_subjects(client, ref)
+                ]
         except SocleError as exc:
-            return [], None, False, exc.message
+            return [], None, [], exc.message
         layouts = (
             [
                 {
@@ -345,7 +352,7 @@ class Pages:
             if result is not None
             else []
         )
-        return layouts, provenance_summary(statement), sbom is not None, None
+        return layouts, provenance_summary(statement), sboms, None
 
     def sbom(self, request: Request) -> Response:
         key = request.path_params["key"]
@@ -365,16 +372,25 @@ class Pages:
         from socle.registry.client import RegistryClient
 
         ref = _reference(self.catalog.get(self.console).registry, state).with_digest(state.digest)
+        wanted = request.query_params.get("platform")
         try:
             with RegistryClient.from_config() as client:
-                statement = snapshot.attestation(client, ref, public_key, CYCLONEDX)
+                subjects = snapshot.sbom_subjects(client, ref)
+                chosen = [s for s in subjects if wanted is None or s[0] == wanted][:1]
+                if not chosen:
+                    found = ", ".join(str(p) for p, _ in subjects if p) or "one platform"
+                    return PlainTextResponse(f"{key} has no {wanted} image (it has {found})\n", 404)
+                platform, subject = chosen[0]
+                statement = snapshot.attestation(client, subject, public_key, CYCLONEDX)
         except SocleError as exc:
             return PlainTextResponse(f"the registry failed: {exc.message}\n", 502)
         if statement is None or not isinstance(statement.get("predicate"), Mapping):
             return PlainTextResponse(
-                f"no verified CycloneDX SBOM attestation for {key} ({state.digest})\n", 404
+                f"no verified CycloneDX SBOM attestation for {key} ({subject.digest})\n", 404
             )
         name = key.replace(":", "_").replace("/", "_")
+        if platform is not None:
+            name += "_" + platform.replace("/", "-")
         return Response(
             json.dumps(statement["predicate"], indent=2),
             media_type="application/vnd.cyclonedx+json",

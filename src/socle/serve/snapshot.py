@@ -301,6 +301,30 @@ def verification(client: RegistryClient, ref: Reference, key: PublicKey) -> Veri
     return result
 
 
+def sbom_subjects(client: RegistryClient, ref: Reference) -> list[tuple[str | None, Reference]]:
+    """What carries the SBOMs of `ref` (by digest): itself, or each platform of an index.
+
+    socle attests an SBOM on every platform manifest of a multi-platform image
+    (each has its own packages), not on the index: the list then names each
+    platform (`linux/arm64/v8`) with its manifest, in the index's order. Cached
+    by digest (a manifest never changes).
+    """
+    assert ref.digest is not None
+    found, cached = CACHE.get("sbom subjects", ref.digest)
+    if found:
+        return cached  # type: ignore[no-any-return]
+    manifest = client.get_manifest(ref)
+    subjects: list[tuple[str | None, Reference]] = [(None, ref)]
+    if manifest.is_index:
+        subjects = [
+            (str(child.platform), ref.with_digest(child.digest))
+            for child in manifest.children()
+            if child.platform is not None and child.platform.os != "unknown"
+        ]
+    CACHE.put("sbom subjects", ref.digest, subjects)
+    return subjects
+
+
 def attestation(
     client: RegistryClient, ref: Reference, key: PublicKey, predicate_type: str
 ) -> dict[str, Any] | None:
