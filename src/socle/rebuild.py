@@ -31,7 +31,9 @@ from socle.builders.interface import BASE_ARG, EPOCH_LABEL, Builder
 from socle.core.catalog import Catalog, Kind
 from socle.core.convention import Variant
 from socle.core.graph import Graph
+from socle.core.platforms import arch_of, platform_of
 from socle.core.state import FINGERPRINT, INPUTS
+from socle.emulation import require_emulation
 from socle.errors import InputError, SocleError
 from socle.executor import insecure
 from socle.inputs import InputReader
@@ -136,7 +138,9 @@ def verify_rebuild(
     variant = _variant(graph, ref, recorded)
     _check_inputs(variant, recorded)
     pins = _pins(published, work) if builder.name in PINNING_BUILDERS else None
-    rebuilt = _rebuild(catalog, variant, recorded, builder, work, pins)
+    rebuilt = _rebuild(
+        catalog, variant, recorded, builder, work, pins, _build_platform(variant, published)
+    )
     # As `socle build` does: the parent's layers are its published blobs, not the builder's
     # recompression of them (the same diff_ids), so only the build's own layers can differ.
     restore_parent_blobs(source, Reference.parse(recorded.parent), rebuilt.path)
@@ -203,6 +207,26 @@ def _check_inputs(variant: Variant, recorded: Recorded) -> None:
         )
 
 
+def _build_platform(variant: Variant, published: LayoutImage) -> str | None:
+    """The `--platform` to rebuild `published` with: the one `socle build` gave its build.
+
+    socle passes a platform to every build of an image whose catalog declares
+    architectures (see `Executor._build`), the published image's own; a foreign
+    one runs under emulation, checked first like a build's.
+    """
+    if not variant.version.architectures:
+        return None
+    config = published.config
+    arch = arch_of(str(config.get("architecture", "")), str(config.get("variant", "")))
+    if arch is None:
+        raise InputError(
+            f"{published.digest}: socle knows no Debian architecture for the image's"
+            f" {config.get('architecture')!r}"
+        )
+    require_emulation(arch)
+    return platform_of(arch)
+
+
 def _rebuild(
     catalog: Catalog,
     variant: Variant,
@@ -210,6 +234,7 @@ def _rebuild(
     builder: Builder,
     work: Path,
     pins: Path | None,
+    platform: str | None,
 ) -> LayoutImage:
     version = variant.version
     assert version.context is not None and version.dockerfile is not None
@@ -229,6 +254,7 @@ def _rebuild(
         insecure_registries=insecure(recorded.ref.registry) or insecure(catalog.registry),
         source_date_epoch=recorded.epoch,
         apt_preferences=pins,
+        platform=platform,
     )
     try:
         return read_image_layout(builder.build(request).layout)

@@ -246,3 +246,34 @@ def test_an_image_without_debian_packages_is_rebuilt_without_pins(
     verdict, builder = _verify(tmp_path, setup, {"etc/app.conf": b"port=80\n"})
     (request,) = builder.requests
     assert request.apt_preferences is None
+    assert request.platform is None  # no architectures declared: the builder's own
+
+
+def test_a_multi_platform_image_is_rebuilt_for_its_own_platform(
+    tmp_path: Path, write_catalog: CatalogWriter
+) -> None:
+    """As `socle build` passes --platform to every build of a catalog with architectures."""
+    text = CATALOG.replace("namespace: my\n", "namespace: my\n    architectures: [amd64]\n")
+    catalog, graph = validate(write_catalog(text, contexts=("app",)))
+    (variant,) = (v for v in graph.variants if v.image.name == "app")
+    labels = {
+        FINGERPRINT: "sha256:" + "f" * 64,
+        INPUTS: json.dumps(dict(InputReader().components(variant))),
+        EPOCH_LABEL: str(EPOCH),
+        REF_NAME: variant.exact_tag,
+        BASE_NAME: f"{REGISTRY}/my/base:1",
+        BASE_DIGEST: PARENT,
+    }
+    files = {"etc/app.conf": b"port=80\n"}
+    published = _image(tmp_path / "pub", tmp_path / "w1", files, labels)
+    _publish(published)
+    builder = CopyBuilder(_image(tmp_path / "new", tmp_path / "w2", files, labels))
+
+    verdict = verify_rebuild(
+        catalog, graph, LayoutSource(published), builder,  # type: ignore[arg-type]
+        f"{REGISTRY}/my/app:2-base1", work=tmp_path / "work",
+    )  # fmt: skip
+
+    assert verdict.same
+    (request,) = builder.requests
+    assert request.platform == "linux/amd64"
