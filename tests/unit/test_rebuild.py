@@ -112,7 +112,12 @@ def _publish(layout: Path) -> None:
 
 @pytest.fixture
 def setup(tmp_path: Path, write_catalog: CatalogWriter) -> tuple[object, object, dict[str, str]]:
-    catalog, graph = validate(write_catalog(CATALOG, contexts=("app",)))
+    return _catalog_and_records(write_catalog(CATALOG, contexts=("app",)))
+
+
+def _catalog_and_records(path: Path) -> tuple[object, object, dict[str, str]]:
+    """The catalog at `path`, its graph, and what `socle build` records on its `app`."""
+    catalog, graph = validate(path)
     (variant,) = (v for v in graph.variants if v.image.name == "app")
     labels = {
         FINGERPRINT: "sha256:" + "f" * 64,
@@ -131,16 +136,19 @@ def _verify(
     rebuilt: dict[str, bytes],
     *,
     labels: dict[str, str] | None = None,
+    published_files: dict[str, bytes] | None = None,
+    builder_type: type[CopyBuilder] = CopyBuilder,
 ) -> tuple[object, CopyBuilder]:
+    """Publish an image (of `published_files`, else one config file), rebuild it as `rebuilt`."""
     catalog, graph, recorded = setup
     published = _image(
         tmp_path / "pub",
         tmp_path / "w1",
-        {"etc/app.conf": b"port=80\n"},
+        published_files or {"etc/app.conf": b"port=80\n"},
         recorded if labels is None else labels,
     )
     _publish(published)
-    builder = CopyBuilder(_image(tmp_path / "new", tmp_path / "w2", rebuilt, recorded))
+    builder = builder_type(_image(tmp_path / "new", tmp_path / "w2", rebuilt, recorded))
     verdict = verify_rebuild(
         catalog, graph, LayoutSource(published), builder,  # type: ignore[arg-type]
         f"{REGISTRY}/my/app:2-base1", work=tmp_path / "work",
@@ -221,18 +229,13 @@ class BuildahLike(CopyBuilder):
 def test_buildah_rebuilds_with_apt_pinned_to_the_published_package_versions(
     tmp_path: Path, setup: tuple[object, object, dict[str, str]]
 ) -> None:
-    catalog, graph, recorded = setup
     files = {"var/lib/dpkg/status": DPKG_STATUS}
-    published = _image(tmp_path / "pub", tmp_path / "w1", files, recorded)
-    _publish(published)
-    builder = BuildahLike(_image(tmp_path / "new", tmp_path / "w2", files, recorded))
+    verdict, builder = _verify(
+        tmp_path, setup, files, published_files=files, builder_type=BuildahLike
+    )
 
-    verdict = verify_rebuild(
-        catalog, graph, LayoutSource(published), builder,  # type: ignore[arg-type]
-        f"{REGISTRY}/my/app:2-base1", work=tmp_path / "work",
-    )  # fmt: skip
-
-    assert verdict.same
+    assert verdict.same  # type: ignore[attr-defined]
+    assert isinstance(builder, BuildahLike)
     assert builder.pins == ["socle-rebuild-pins"]  # the only file apt sees in preferences.d
     assert builder.pinned == (
         "Package: libssl3\nPin: version 3.0.17-1~deb12u2\nPin-Priority: 1001\n\n"
@@ -254,26 +257,10 @@ def test_a_multi_platform_image_is_rebuilt_for_its_own_platform(
 ) -> None:
     """As `socle build` passes --platform to every build of a catalog with architectures."""
     text = CATALOG.replace("namespace: my\n", "namespace: my\n    architectures: [amd64]\n")
-    catalog, graph = validate(write_catalog(text, contexts=("app",)))
-    (variant,) = (v for v in graph.variants if v.image.name == "app")
-    labels = {
-        FINGERPRINT: "sha256:" + "f" * 64,
-        INPUTS: json.dumps(dict(InputReader().components(variant))),
-        EPOCH_LABEL: str(EPOCH),
-        REF_NAME: variant.exact_tag,
-        BASE_NAME: f"{REGISTRY}/my/base:1",
-        BASE_DIGEST: PARENT,
-    }
-    files = {"etc/app.conf": b"port=80\n"}
-    published = _image(tmp_path / "pub", tmp_path / "w1", files, labels)
-    _publish(published)
-    builder = CopyBuilder(_image(tmp_path / "new", tmp_path / "w2", files, labels))
+    setup = _catalog_and_records(write_catalog(text, contexts=("app",)))
 
-    verdict = verify_rebuild(
-        catalog, graph, LayoutSource(published), builder,  # type: ignore[arg-type]
-        f"{REGISTRY}/my/app:2-base1", work=tmp_path / "work",
-    )  # fmt: skip
+    verdict, builder = _verify(tmp_path, setup, {"etc/app.conf": b"port=80\n"})
 
-    assert verdict.same
+    assert verdict.same  # type: ignore[attr-defined]
     (request,) = builder.requests
     assert request.platform == "linux/amd64"
