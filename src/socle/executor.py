@@ -823,7 +823,8 @@ class Executor:
             for tag in o.step.variant.tags
         ]
         # One batch of HEADs for every tag, then a PUT of the same bytes where one is stale.
-        current = self.client.head_manifests([ref for _, ref in wanted])
+        # Tags this run already read (the plan) or set (exact tags) are not asked again.
+        current = self.client.head_manifests([ref for _, ref in wanted], recent=True)
         families: dict[str, list[Move]] = {}
         for (outcome, ref), found in zip(wanted, current, strict=True):
             assert outcome.digest is not None and ref.tag is not None

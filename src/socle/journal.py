@@ -134,15 +134,14 @@ class Journal:
         self.client.put_manifest(ref, data, OCI_MANIFEST)
 
     def pending(self, repositories: Iterable[str]) -> list[Record]:
-        """The records not marked done, for the given repositories (one HEAD each, in bulk)."""
+        """The records not marked done, for the given repositories (one GET each, in bulk)."""
         names = sorted(set(repositories))
-        found = self.client.head_manifests([self._ref(name) for name in names])
+        found = self.client.find_manifests([self._ref(name) for name in names])
         records = []
-        for name, head in zip(names, found, strict=True):
-            if head is None:
+        for name, manifest in zip(names, found, strict=True):
+            if manifest is None:
                 continue
-            data = self.client.get_manifest(self._ref(name)).data
-            record = decode(name, data, journal=self.repository)
+            record = decode(name, manifest.data, journal=self.repository)
             if not record.done:
                 records.append(record)
         return records

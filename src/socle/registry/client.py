@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from socle.canonical import sha256_digest
 from socle.errors import InputError
@@ -26,7 +26,7 @@ from socle.oci.media import MANIFEST_TYPES
 from socle.oci.reference import Reference, check_digest
 from socle.registry.auth import Anonymous, CredentialSource, DockerConfig
 from socle.registry.bulk import BulkHeads, announced, received
-from socle.registry.cache import ManifestCache
+from socle.registry.cache import ManifestCache, TagsSeen
 from socle.registry.errors import (
     ManifestNotFound,
     RegistryError,
@@ -57,6 +57,8 @@ MANIFEST_CACHE_SIZE = 4096
 TAGS_PAGE_SIZE = 1000
 CHUNK_SIZE = 1 << 20
 ACCEPT_MANIFESTS = ", ".join(MANIFEST_TYPES)
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class RegistryClient:
             sleep=sleep,
         )
         self._manifests = ManifestCache(MANIFEST_CACHE_SIZE)
+        self._seen = TagsSeen()
         # An injected transport (tests, proxies) sees every request: no lean path then.
         self._bulk = BulkHeads(
             self._manifest_url,
@@ -137,7 +140,8 @@ class RegistryClient:
         return cls(credentials=DockerConfig.load(docker_config), insecure=insecure)
 
     def close(self) -> None:
-        """Close the pooled connections."""
+        """Stop the batch workers and close the pooled connections."""
+        self._bulk.close()
         self._session.close()
 
     def __enter__(self) -> RegistryClient:
@@ -166,9 +170,39 @@ class RegistryClient:
         length = str(response.headers.get("Content-Length", ""))
         return announced(call.url, _content_type(response), digest, length)
 
-    def head_manifests(self, refs: Sequence[Reference]) -> list[Descriptor | None]:
-        """:meth:`head_manifest` of many references in parallel (the planner's batch)."""
-        return self._bulk.heads(refs)
+    def head_manifests(
+        self, refs: Sequence[Reference], *, recent: bool = False
+    ) -> list[Descriptor | None]:
+        """:meth:`head_manifest` of many references in parallel (the planner's batch).
+
+        With `recent`, a tag this client already read or wrote is answered from
+        what it saw (no request): for the tag phase of the run whose plan read
+        those tags, which must see the run's own pushes but need not ask again.
+        """
+        known = [
+            self._seen.get(r.name, r.tag or "") if recent and _by_tag(r) else _UNSEEN for r in refs
+        ]
+        asked = [ref for ref, (seen, _) in zip(refs, known, strict=True) if not seen]
+        since = self._seen.now()
+        answers = self._bulk.heads(asked)
+        for ref, found in zip(asked, answers, strict=True):
+            if _by_tag(ref):
+                self._seen.read(ref.name, ref.tag or "", found, since)
+        fresh = iter(answers)
+        return [found if seen else next(fresh) for seen, found in known]
+
+    def find_manifests(self, refs: Sequence[Reference]) -> list[Manifest | None]:
+        """:meth:`find_manifest` of many references in parallel, in order."""
+        return self._bulk.map(self.find_manifest, refs)
+
+    def map(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
+        """`fn` of each item, in order, on the workers every batch of this client shares.
+
+        For callers whose work per item is mostly registry requests (the
+        published state's lookup): they reuse the workers' keep-alive
+        connections instead of starting threads and connections of their own.
+        """
+        return self._bulk.map(fn, items)
 
     def get_manifest(self, ref: Reference) -> Manifest:
         """The manifest or index at `ref`, byte-exact; checked against the digest asked for."""
@@ -186,9 +220,13 @@ class RegistryClient:
         """
         if ref.digest and (cached := self._manifests.get(ref.name, ref.digest)):
             return cached
+        since = self._seen.now()
         manifest = self._bulk.get(ref)
         if manifest is not None:
             self._manifests.put(ref.name, manifest)
+        if _by_tag(ref):
+            found = manifest.descriptor if manifest else None
+            self._seen.read(ref.name, ref.tag or "", found, since)
         return manifest
 
     def _full_manifest(self, ref: Reference) -> Manifest | None:
@@ -235,6 +273,8 @@ class RegistryClient:
         if announced and announced != digest:
             raise DigestMismatch(str(ref), digest, announced)
         self._manifests.put(ref.name, Manifest(media_type, digest, data))
+        if ref.tag:
+            self._seen.wrote(ref.name, ref.tag, Descriptor(media_type, digest, len(data)))
         return digest
 
     def delete_manifest(self, ref: Reference) -> None:
@@ -252,6 +292,7 @@ class RegistryClient:
             raise ManifestNotFound(str(target))
         check(response, call, 202, 200)
         self._manifests.discard(ref.name, digest)
+        self._seen.forget(ref.name, digest)
 
     def tag(self, ref: Reference, tag: str) -> str:
         """Put the manifest at `ref` (which must have a digest) under `tag`; returns the digest."""
@@ -546,6 +587,14 @@ class RegistryClient:
     ) -> Call:
         url = self._session.url(ref.registry, f"{ref.repository}/blobs/uploads/")
         return Call("POST", ref.registry, url, scopes, params=params)
+
+
+_UNSEEN: tuple[bool, Descriptor | None] = (False, None)
+
+
+def _by_tag(ref: Reference) -> bool:
+    """True when `ref` names a tag the registry resolves (not a digest, which cannot move)."""
+    return bool(ref.tag) and not ref.digest
 
 
 def _scope(ref: Reference, actions: str) -> str:

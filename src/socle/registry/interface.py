@@ -37,8 +37,18 @@ class ManifestReader(ManifestResolver, Protocol):
 class Manifests(ManifestReader, Protocol):
     """Read, resolve in bulk, write and tag manifests."""
 
-    def head_manifests(self, refs: Sequence[Reference]) -> list[Descriptor | None]:
-        """:meth:`head_manifest` for many references at once, in order."""
+    def head_manifests(
+        self, refs: Sequence[Reference], *, recent: bool = False
+    ) -> list[Descriptor | None]:
+        """:meth:`head_manifest` for many references at once, in order.
+
+        `recent` answers a tag the implementation already read or wrote from
+        that, without asking (its own writes always included).
+        """
+        ...
+
+    def find_manifests(self, refs: Sequence[Reference]) -> list[Manifest | None]:
+        """The manifest at each reference (None where there is none), at once, in order."""
         ...
 
     def put_manifest(self, ref: Reference, data: bytes, media_type: str) -> str:

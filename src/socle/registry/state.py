@@ -15,7 +15,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
 
@@ -27,7 +27,6 @@ from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient
 from socle.registry.errors import ManifestNotFound
 
-WORKERS = 16
 SEEN = "tags.json"  # in the cache folder: the references resolved before (a hint, never trusted)
 Document = dict[str, object]
 
@@ -64,9 +63,9 @@ class RegistryState:
         if not unique:
             return {}
         seen = self._seen()
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(unique))) as pool:
-            answers = pool.map(lambda r: self._resolve(r, r in seen), unique)
-            found = dict(zip(unique, answers, strict=True))
+        # On the client's workers: their keep-alive connections serve the run's later batches too.
+        answers = self.client.map(lambda r: self._resolve(r, r in seen), unique)
+        found = dict(zip(unique, answers, strict=True))
         self._remember(seen, [ref for ref, published in found.items() if published is not None])
         return {ref: found[ref] for ref in refs}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,7 +12,7 @@ import pytest
 
 from socle.oci.content import Descriptor, Manifest
 from socle.oci.reference import Reference
-from socle.registry.bulk import BulkHeads
+from socle.registry.bulk import WORKERS, BulkHeads
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -122,4 +123,86 @@ def test_gets_take_the_lean_path_only_for_content_that_matches_its_digest() -> N
         assert gets.get(liar) is None and gets.get(wrong) is None
         assert fetched == [liar, wrong]
     finally:
+        httpd.shutdown()
+
+
+class KeepAlive(Getter):
+    """HTTP/1.1 with keep-alive, counting the connections it accepts."""
+
+    protocol_version = "HTTP/1.1"
+    opened: list[int] = []
+
+    def setup(self) -> None:
+        super().setup()
+        KeepAlive.opened.append(1)
+
+    def do_HEAD(self) -> None:  # noqa: N802 - the http.server protocol
+        self.send_response(200)
+        self.send_header("Docker-Content-Digest", BODY_DIGEST)
+        self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+
+
+def test_every_batch_reuses_the_same_workers_and_connections() -> None:
+    KeepAlive.opened = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    server = f"127.0.0.1:{httpd.server_address[1]}"
+
+    def url(ref: Reference) -> str:
+        return f"http://{ref.registry}/v2/{ref.repository}/manifests/{ref.digest or ref.tag}"
+
+    def full(ref: Reference) -> None:
+        raise AssertionError(f"{ref} left the lean path")
+
+    batch = BulkHeads(url, "*/*", full, full_get=full)
+    refs = [Reference(server, "a/ok", str(i)) for i in range(64)]
+    try:
+        first = batch.heads(refs)
+        opened = len(KeepAlive.opened)
+        assert 1 <= opened <= WORKERS
+        threads = {t.ident for t in threading.enumerate() if t.name.startswith("socle-registry")}
+        # The plan's HEADs, the journal's GETs, the tag phase's HEADs: no new connection, no new thread.
+        for _ in range(3):
+            assert batch.heads(refs) == first
+            assert all(m is not None and m.data == BODY for m in batch.map(batch.get, refs))
+        assert len(KeepAlive.opened) == opened
+        assert {
+            t.ident for t in threading.enumerate() if t.name.startswith("socle-registry")
+        } == threads
+        # A batch inside a batch runs in its worker instead of waiting for the busy pool.
+        nested = batch.map(lambda ref: batch.heads([ref, ref]), refs)
+        assert all(pair == [first[0], first[0]] for pair in nested)
+    finally:
+        batch.close()
+        httpd.shutdown()
+    assert not threads & {t.ident for t in threading.enumerate()}
+
+
+def test_a_connection_the_registry_closed_while_idle_is_reopened_on_the_lean_path() -> None:
+    KeepAlive.opened = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    server = f"127.0.0.1:{httpd.server_address[1]}"
+    fell_back: list[Reference] = []
+
+    def url(ref: Reference) -> str:
+        return f"http://{ref.registry}/v2/{ref.repository}/manifests/{ref.tag}"
+
+    def full(ref: Reference) -> Descriptor | None:
+        fell_back.append(ref)
+        return None
+
+    batch = BulkHeads(url, "*/*", full)
+    try:
+        ref = Reference(server, "a/ok", "1")
+        assert batch.head(ref) is not None
+        for wire in batch._wires.values():  # what an idle timeout on the server side leaves
+            assert wire._sock is not None
+            wire._sock.shutdown(socket.SHUT_RDWR)
+        assert batch.head(ref) is not None
+        assert fell_back == [] and len(KeepAlive.opened) == 2
+    finally:
+        batch.close()
         httpd.shutdown()
