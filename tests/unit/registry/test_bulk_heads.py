@@ -163,11 +163,13 @@ def test_every_batch_reuses_the_same_workers_and_connections() -> None:
         opened = len(KeepAlive.opened)
         assert 1 <= opened <= WORKERS
         threads = {t.ident for t in threading.enumerate() if t.name.startswith("socle-registry")}
-        # The plan's HEADs, the journal's GETs, the tag phase's HEADs: no new connection, no new thread.
+        # The plan's HEADs, the journal's GETs, the tag phase's HEADs: no new thread, and never
+        # more than one connection per worker (a worker idle in the first batch may open its
+        # own later; without reuse, these 6 more batches of 64 would open hundreds).
         for _ in range(3):
             assert batch.heads(refs) == first
             assert all(m is not None and m.data == BODY for m in batch.map(batch.get, refs))
-        assert len(KeepAlive.opened) == opened
+        assert opened <= len(KeepAlive.opened) <= WORKERS
         assert {
             t.ident for t in threading.enumerate() if t.name.startswith("socle-registry")
         } == threads
