@@ -376,7 +376,8 @@ class Pages:
         try:
             with RegistryClient.from_config() as client:
                 subjects = snapshot.sbom_subjects(client, ref)
-                chosen = [s for s in subjects if wanted is None or s[0] == wanted][:1]
+                # A single-platform image has one SBOM, whichever platform is asked for.
+                chosen = [s for s in subjects if wanted is None or s[0] in (wanted, None)][:1]
                 if not chosen:
                     found = ", ".join(str(p) for p, _ in subjects if p) or "one platform"
                     return PlainTextResponse(f"{key} has no {wanted} image (it has {found})\n", 404)

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from socle.canonical import canonical_json, sha256_digest
 from socle.core.plan import Plan
 from socle.core.policy import AllowEntry, Policy
 from socle.core.state import MemoryState, Published
 from socle.history.store import OutcomeView
+from socle.oci.content import Manifest
+from socle.oci.media import OCI_INDEX, OCI_MANIFEST
+from socle.oci.reference import Reference
 from socle.planning import plan_with_state
-from socle.serve.snapshot import Signature, blocking_findings, build_states
+from socle.serve.snapshot import CACHE, Signature, blocking_findings, build_states, sbom_subjects
 from socle.validate import validate
 from tests.conftest import CatalogWriter
 
@@ -224,3 +228,51 @@ def test_the_digest_cache_keeps_verified_results_and_retries_negative_ones(
     cache.put("signature", "sha256:b", "b")
     cache.put("signature", "sha256:c", "c")  # beyond the limit: the oldest goes
     assert cache.get("signature", "sha256:a") == (False, None)
+
+
+class ManifestServer:
+    """Serves one manifest under any reference, counting the requests."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self.asked = 0
+
+    def get_manifest(self, ref: Reference) -> Manifest:
+        self.asked += 1
+        return self.manifest
+
+
+def test_an_indexs_sboms_are_on_its_platform_manifests_in_its_order() -> None:
+    CACHE.clear()
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": "sha256:" + "a" * 64, "size": 10,
+             "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": OCI_MANIFEST, "digest": "sha256:" + "b" * 64, "size": 10,
+             "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+            {"mediaType": OCI_MANIFEST, "digest": "sha256:" + "c" * 64, "size": 10,
+             "platform": {"os": "unknown", "architecture": "unknown"}},
+        ],
+    }  # fmt: skip
+    data = canonical_json(index)
+    server = ManifestServer(Manifest(OCI_INDEX, sha256_digest(data), data))
+    ref = Reference("127.0.0.1:5000", "my/tool", digest=sha256_digest(data))
+
+    subjects = sbom_subjects(server, ref)  # type: ignore[arg-type]
+
+    assert [(p, r.digest) for p, r in subjects] == [
+        ("linux/amd64", "sha256:" + "a" * 64),
+        ("linux/arm64/v8", "sha256:" + "b" * 64),  # an attestation manifest ("unknown") is not
+    ]
+    assert sbom_subjects(server, ref) == subjects  # type: ignore[arg-type]
+    assert server.asked == 1  # by digest: cached
+
+
+def test_a_single_platform_image_carries_its_own_sbom() -> None:
+    CACHE.clear()
+    data = canonical_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []})
+    ref = Reference("127.0.0.1:5000", "my/app", digest=sha256_digest(data))
+    server = ManifestServer(Manifest(OCI_MANIFEST, sha256_digest(data), data))
+    assert sbom_subjects(server, ref) == [(None, ref)]  # type: ignore[arg-type]
