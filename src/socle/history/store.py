@@ -100,8 +100,9 @@ class EventView:
             parts.append(self.message)
         if self.digest:
             parts.append(self.digest)
-        if self.seconds is not None:
-            parts.append(f"{self.seconds:.1f} s")
+        took = f"{self.seconds:.1f} s" if self.seconds is not None else ""
+        if took and took not in self.message:  # "built in 4.8 s" says it already
+            parts.append(took)
         return " ".join(parts)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from sqlalchemy import create_engine, text
 
 from socle.errors import SocleError
 from socle.history.migrate import head
-from socle.history.store import HistoryStore, OutcomeRecord, StateView
+from socle.history.store import EventView, HistoryStore, OutcomeRecord, StateView
 
 
 def url_in(tmp_path: Path) -> str:
@@ -134,3 +135,11 @@ def test_a_database_at_the_first_revision_is_migrated_forward_keeping_its_runs(
         assert old.summary == "old run" and old.reason == ""
         recorder = store.start_run(trigger="webhook", catalog="c", registry="r", reason="push")
         assert store.run(recorder.run_id).reason == "push"  # type: ignore[union-attr]
+
+
+def test_an_event_line_says_its_duration_once() -> None:
+    at = datetime(2026, 12, 2, 7, 27, 25, tzinfo=UTC)
+    built = EventView(1, at, "building", "leaf:2", "built in 4.8 s", None, 4.8)
+    pushed = EventView(2, at, "pushing", "leaf:2", "pushed", "sha256:abc", 0.31)
+    assert built.line() == "07:27:25 building leaf:2 built in 4.8 s"
+    assert pushed.line() == "07:27:25 pushing leaf:2 pushed sha256:abc 0.3 s"
