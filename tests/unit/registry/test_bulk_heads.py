@@ -45,14 +45,11 @@ def server() -> Iterator[str]:
 
 
 def bulk(full_calls: list[Reference], *, lean: bool = True) -> BulkHeads:
-    def url(ref: Reference) -> str:
-        return f"http://{ref.registry}/v2/{ref.repository}/manifests/{ref.tag}"
-
     def full(ref: Reference) -> Descriptor | None:
         full_calls.append(ref)
         return Descriptor("full", "sha256:" + "cd" * 32, 1)
 
-    return BulkHeads(url, "application/vnd.oci.image.manifest.v1+json", full, lean=lean)
+    return BulkHeads(manifest_url, "application/vnd.oci.image.manifest.v1+json", full, lean=lean)
 
 
 def test_plain_answers_take_the_lean_path_and_a_challenge_the_full_one(server: str) -> None:
@@ -97,20 +94,26 @@ class Getter(Handler):
         self.wfile.write(BODY)
 
 
-def test_gets_take_the_lean_path_only_for_content_that_matches_its_digest() -> None:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Getter)
+def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """A loopback HTTP server with `handler`, in a thread; the server and its host:port."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    server = f"127.0.0.1:{httpd.server_address[1]}"
-    fetched: list[Reference] = []
+    return httpd, f"127.0.0.1:{httpd.server_address[1]}"
 
-    def url(ref: Reference) -> str:
-        return f"http://{ref.registry}/v2/{ref.repository}/manifests/{ref.digest or ref.tag}"
+
+def manifest_url(ref: Reference) -> str:
+    return f"http://{ref.registry}/v2/{ref.repository}/manifests/{ref.digest or ref.tag}"
+
+
+def test_gets_take_the_lean_path_only_for_content_that_matches_its_digest() -> None:
+    httpd, server = serve(Getter)
+    fetched: list[Reference] = []
 
     def full_get(ref: Reference) -> Manifest | None:
         fetched.append(ref)
         return None
 
-    gets = BulkHeads(url, "*/*", lambda ref: None, full_get=full_get)
+    gets = BulkHeads(manifest_url, "*/*", lambda ref: None, full_get=full_get)
     try:
         ok = gets.get(Reference(server, "a/ok", "1"))
         assert ok is not None and ok.digest == BODY_DIGEST and ok.data == BODY
@@ -146,17 +149,12 @@ class KeepAlive(Getter):
 
 def test_every_batch_reuses_the_same_workers_and_connections() -> None:
     KeepAlive.opened = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    server = f"127.0.0.1:{httpd.server_address[1]}"
-
-    def url(ref: Reference) -> str:
-        return f"http://{ref.registry}/v2/{ref.repository}/manifests/{ref.digest or ref.tag}"
+    httpd, server = serve(KeepAlive)
 
     def full(ref: Reference) -> None:
         raise AssertionError(f"{ref} left the lean path")
 
-    batch = BulkHeads(url, "*/*", full, full_get=full)
+    batch = BulkHeads(manifest_url, "*/*", full, full_get=full)
     refs = [Reference(server, "a/ok", str(i)) for i in range(64)]
     try:
         first = batch.heads(refs)
@@ -184,19 +182,14 @@ def test_every_batch_reuses_the_same_workers_and_connections() -> None:
 
 def test_a_connection_the_registry_closed_while_idle_is_reopened_on_the_lean_path() -> None:
     KeepAlive.opened = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    server = f"127.0.0.1:{httpd.server_address[1]}"
+    httpd, server = serve(KeepAlive)
     fell_back: list[Reference] = []
-
-    def url(ref: Reference) -> str:
-        return f"http://{ref.registry}/v2/{ref.repository}/manifests/{ref.tag}"
 
     def full(ref: Reference) -> Descriptor | None:
         fell_back.append(ref)
         return None
 
-    batch = BulkHeads(url, "*/*", full)
+    batch = BulkHeads(manifest_url, "*/*", full)
     try:
         ref = Reference(server, "a/ok", "1")
         assert batch.head(ref) is not None
