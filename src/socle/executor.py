@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from socle.bootstrap.mmdebstrap import bootstrap
 from socle.bootstrap.spec import BootstrapSpec
@@ -37,7 +38,7 @@ from socle.errors import InputError, SocleError
 from socle.events import Event, Observer, Status, ignore
 from socle.gates import Gate, Publisher, Subject
 from socle.journal import Journal, Move
-from socle.localimage import fetch_layout, restore_parent_blobs
+from socle.localimage import LayoutSource, fetch_layout, restore_parent_blobs
 from socle.oci.layout import read_image_layout
 from socle.oci.media import (
     BASE_DIGEST,
@@ -50,7 +51,7 @@ from socle.oci.media import (
     VERSION,
 )
 from socle.oci.reference import Reference
-from socle.registry.interface import Registry
+from socle.registry.interface import ImageSource, Registry
 from socle.timestamps import day_epoch, rfc3339
 from socle.vcs import Revision
 
@@ -74,6 +75,26 @@ class Outcome:
     @property
     def key(self) -> str:
         return self.step.variant.key
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """An image of this run whose config and layers are final, in the builder's storage.
+
+    Its children build on it there while it is still gated, pushed and signed.
+    """
+
+    name: str
+    layout: Path
+
+
+@dataclass(frozen=True)
+class _Base:
+    """What a build starts FROM: `image` for its BASE_IMAGE, and where its parent's blobs are."""
+
+    image: str
+    source: ImageSource
+    ref: Reference
 
 
 @dataclass(frozen=True)
@@ -121,6 +142,12 @@ class Executor:
         # its gates passed and its final digest is in the registry, before it is signed).
         self._runs: dict[str, Future[str]] = {}
         self._pushes: dict[str, Future[str]] = {}
+        # Set once an image's final content is in the builder's storage (by architecture,
+        # None for a single-platform image): its children may start building on it.
+        self._locals: dict[str, Future[dict[str | None, LocalImage]]] = {}
+        self._uploads: dict[str, Future[None]] = {}  # each image's blob upload beside its gates
+        self._platform_digests: dict[str, dict[str, str]] = {}  # pushed: key -> arch -> digest
+        self._keys: set[str] = set()  # what this run builds
         self.journal = Journal(client, catalog.registry, catalog.namespace)
         self._run_token = secrets.token_hex(4)
         # Every image of the run is stamped with this time, not the clock's: the same
@@ -132,15 +159,18 @@ class Executor:
             else day_epoch()
         )
 
-    def _local_name(self, variant: Variant, arch: str | None = None) -> str:
+    def _local_name(self, variant: Variant, arch: str | None = None, *, final: bool = True) -> str:
         """The builder's local name for this run's image of `variant` (on `arch`).
 
         Unique to the run: two socle runs on one machine (a CLI build beside
         `socle watch`, two CI jobs) share the builder's storage, and one must
-        never remove or overwrite the image the other is still pushing.
+        never remove or overwrite the image the other is still pushing. The
+        `final` image (`socle-build/TOKEN/final/...`) is what will be published,
+        for the gates and the children; the other is the builder's own result.
         """
         suffix = f"-{arch}" if arch is not None else ""
-        return f"socle-build/{self._run_token}/{variant.image.name}:{variant.exact_tag}{suffix}"
+        folder = f"{self._run_token}/final" if final else self._run_token
+        return f"socle-build/{folder}/{variant.image.name}:{variant.exact_tag}{suffix}"
 
     def run(
         self, plan: Plan, *, selected: set[str] | None = None, floating: bool = True
@@ -192,9 +222,11 @@ class Executor:
     # -- building ---------------------------------------------------------------------
 
     def _build_all(self, todo: list[Step], outcomes: dict[str, Outcome], work: Path) -> None:
-        keys = {s.variant.key for s in todo}
+        keys = self._keys = {s.variant.key for s in todo}
         self._runs.clear()
         self._pushes.clear()
+        self._locals.clear()
+        self._uploads.clear()
         waiting = {s.variant.key: s for s in todo}
         running: dict[Future[str], Step] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.options.jobs)) as pool:
@@ -216,29 +248,36 @@ class Executor:
         outcomes: dict[str, Outcome],
         work: Path,
     ) -> None:
-        """Start every build whose parent is pushed, as workers free up, until none is left.
+        """Start every build whose parent is built, as workers free up, until none is left.
 
-        A child starts as soon as its parent passed its gates and is pushed by digest
-        (the digest it builds on is final), while the parent is still being signed
-        and tagged; the child is pushed only once its parent is accepted.
+        A child starts as soon as its parent's own build succeeded and the parent's
+        final content is in the builder's storage, while the parent's gates, push
+        and signing go on; the child is pushed only once its parent is accepted,
+        and reported blocked if the parent is refused. A child that cannot build
+        on the local parent (a single-platform child of an index) waits for the
+        parent's push by digest.
         """
         order = {key: i for i, key in enumerate(waiting)}  # the plan's: parents first
         while waiting or running:
             for key, step in list(waiting.items()):
                 parent = step.variant.parent
-                if parent is not None and parent.key in keys and not self._pushed(parent.key):
+                if parent is not None and parent.key in keys and not self._startable(step.variant):
                     continue
                 del waiting[key]
                 outcomes[key].status = Status.BUILDING
                 self.observer(Event(Status.BUILDING, key, "; ".join(r.text for r in step.reasons)))
                 self._pushes[key] = Future()
+                self._locals[key] = Future()
                 self._runs[key] = future = pool.submit(self._produce, step, outcomes, work)
                 running[future] = step
             if not running:
                 break
-            pushes = [self._pushes[s.variant.key] for s in running.values()]
-            pending = [p for p in pushes if not p.done()]
-            done, _ = wait([*running, *pending], return_when=FIRST_COMPLETED)
+            signals: list[Future[Any]] = list(running)
+            for s in running.values():
+                signals += (self._pushes[s.variant.key], self._locals[s.variant.key])
+            done, _ = wait(
+                [f for f in signals if not f.done()] or signals, return_when=FIRST_COMPLETED
+            )
             # Parents first: a child never ends before its parent, but both may be done here.
             finished = [f for f in running if f in done]
             for future in sorted(finished, key=lambda f: order[running[f].variant.key]):
@@ -248,6 +287,29 @@ class Executor:
     def _pushed(self, key: str) -> bool:
         push = self._pushes.get(key)
         return push is not None and push.done() and push.exception() is None
+
+    def _startable(self, variant: Variant) -> bool:
+        """Whether `variant`, whose parent this run builds, can start building now."""
+        assert variant.parent is not None
+        if all(self._local_base(variant, arch) is not None for arch in _build_arches(variant)):
+            return True
+        return self._pushed(variant.parent.key)
+
+    def _local_base(self, variant: Variant, arch: str | None) -> LocalImage | None:
+        """This run's local image of `variant`'s parent that a build for `arch` starts FROM."""
+        parent = variant.parent
+        ready = self._locals.get(parent.key) if parent is not None else None
+        if parent is None or ready is None or not ready.done() or ready.exception() is not None:
+            return None
+        return ready.result().get(arch if parent.multi_platform else None)
+
+    def _has_children(self, variant: Variant) -> bool:
+        """Whether this run builds an image directly on `variant`."""
+        return any(
+            child.parent is not None and child.parent.key == variant.key
+            for child in self.graph.descendants(variant)
+            if child.key in self._keys
+        )
 
     def _finish(
         self,
@@ -290,14 +352,18 @@ class Executor:
         """Produce one variant, pass it through the gates, push it by digest, tag it exactly."""
         started = time.monotonic()
         push = self._pushes.get(step.variant.key) or Future()
+        ready = self._locals.get(step.variant.key) or Future()
         try:
             digest = self._publish(step, outcomes, work, push, started)
         except Exception as exc:
-            if not push.done():
-                push.set_exception(exc)
+            for signal in (push, ready):
+                if not signal.done():
+                    signal.set_exception(exc)
             # Its parent refused after all: the child is reported blocked, as if never built.
             self._await_parent(step.variant)
             raise
+        if not ready.done():
+            ready.set_result({})  # not built here (or no child asked): children use the push
         outcomes[step.variant.key].seconds = time.monotonic() - started
         return digest
 
@@ -314,8 +380,9 @@ class Executor:
         if variant.multi_platform:
             return self._publish_index(step, outcomes, work, push, started)
         target = Reference(self.catalog.registry, variant.image.repository)
-        parent_digest = self._parent_digest(variant, outcomes)
-        annotations = self.annotations(step, parent_digest)
+        # The parent's own records go on the manifest only, once it is pushed: a child
+        # builds on its parent before the parent's final digest is known.
+        annotations = self.annotations(step, None)
         folder = work / variant.key.replace(":", "_").replace("/", "_")
         local = self._local_name(variant)
         upstream = variant.image.kind is Kind.UPSTREAM
@@ -326,24 +393,22 @@ class Executor:
             elif variant.image.kind is Kind.BOOTSTRAP:
                 layout = self._bootstrap(variant, folder, annotations, variant.architectures[0])
             else:
-                assert parent_digest is not None
                 arch = variant.architectures[0] if variant.version.architectures else None
-                base = self._base_for(variant, parent_digest, arch)
-                layout = self._build(variant, folder, annotations, base, local, arch)
+                base = self._base(variant, outcomes, arch)
+                layout = self._build(variant, folder, annotations, base, arch)
             built_in = outcomes[variant.key].build_seconds = time.monotonic() - started
             self.observer(
                 Event(Status.BUILDING, variant.key, f"built in {built_in:.1f} s", seconds=built_in)
             )
-            built = variant.image.kind is Kind.BUILD
-            subject = Subject(
-                variant, layout, local, self._loader(layout, local, built=built), annotations
-            )
+            subject = Subject(variant, layout, local, self._loader(layout, local), annotations)
+            self._offer(variant, {None: subject})
             outcomes[variant.key].details = subject.details  # filled as the gates finish
             mount = [variant.parent.image.repository] if variant.parent else []
-            with self._blobs_beside(variant.key, layout, target, mount, skip=upstream) as blobs:
+            with self._blobs_beside(variant, layout, target, mount, skip=upstream) as blobs:
                 annotations.update(self._check(subject))
                 outcomes[variant.key].notes = subject.notes
                 self._await_parent(variant)  # nothing of a child is published before its parent
+                annotations.update(self._parent_records(variant, outcomes, None))
                 self._checkpoint(variant.key)
                 if not upstream:
                     self.observer(Event(Status.PUSHING, variant.key))
@@ -384,8 +449,7 @@ class Executor:
         variant = step.variant
         key = variant.key
         target = Reference(self.catalog.registry, variant.image.repository)
-        parent_digest = self._parent_digest(variant, outcomes)
-        annotations = self.annotations(step, parent_digest)
+        annotations = self.annotations(step, None)  # the parent's records once it is pushed
         upstream = variant.image.kind is Kind.UPSTREAM
         folder = work / key.replace(":", "_").replace("/", "_")
         subjects: dict[str, Subject] = {}
@@ -406,13 +470,9 @@ class Executor:
                 elif variant.image.kind is Kind.BOOTSTRAP:
                     layout = self._bootstrap(variant, folder / arch, own, arch)
                 else:
-                    assert parent_digest is not None
-                    base = self._base_for(variant, parent_digest, arch)
-                    own[BASE_DIGEST] = base
-                    self._leftovers.append(local)
-                    layout = self._build(variant, folder / arch, own, base, local, arch)
-                built = variant.image.kind is Kind.BUILD
-                loader = self._loader(layout, local, built=built)
+                    base = self._base(variant, outcomes, arch)
+                    layout = self._build(variant, folder / arch, own, base, arch)
+                loader = self._loader(layout, local)
                 subjects[arch] = Subject(variant, layout, local, loader, own, arch=arch)
                 took = time.monotonic() - began  # emulated platforms take longer: say each
                 message = f"built for {platform_of(arch)} in {took:.1f} s"
@@ -426,6 +486,7 @@ class Executor:
                     seconds=built_in,
                 )
             )
+            self._offer(variant, subjects)
             details: dict[str, object] = {}
             notes: list[str] = []
             outcomes[key].details, outcomes[key].notes = details, notes
@@ -434,6 +495,9 @@ class Executor:
                 details[arch] = subject.details
                 notes.extend(f"{arch}: {note}" for note in subject.notes)
             self._await_parent(variant)  # nothing of a child is published before its parent
+            annotations.update(self._parent_records(variant, outcomes, None))
+            for arch, subject in subjects.items():
+                subject.annotations.update(self._parent_records(variant, outcomes, arch))
             self._checkpoint(key)
             if not upstream:
                 self.observer(Event(Status.PUSHING, key, f"{len(subjects)} platforms"))
@@ -449,6 +513,7 @@ class Executor:
                         said = (f"{a}: {s.annotations[record]}" for a, s in subjects.items())
                         annotations[record] = "; ".join(said)
                 digest = self._push_index(target, published, annotations)
+            self._platform_digests[key] = dict(published)
             push.set_result(digest)  # its children may start building on it
             whole = Subject(variant, folder, "", lambda: None, annotations)
             for publisher in self.publishers:
@@ -545,7 +610,7 @@ class Executor:
     @contextmanager
     def _blobs_beside(
         self,
-        key: str,
+        variant: Variant,
         layout: Path,
         target: Reference,
         mount_from: Sequence[str],
@@ -564,6 +629,7 @@ class Executor:
         after the run).
         """
         uploaded: Future[None] = Future()
+        self._uploads[variant.key] = uploaded
         if skip:
             uploaded.set_result(None)
             yield uploaded
@@ -571,7 +637,7 @@ class Executor:
         ended = threading.Event()
         thread = threading.Thread(
             target=self._upload_blobs,
-            args=(key, layout, target, mount_from, ended, uploaded),
+            args=(variant, layout, target, mount_from, ended, uploaded),
             name=f"socle-blobs-{target.repository}",
             daemon=True,
         )
@@ -584,15 +650,23 @@ class Executor:
 
     def _upload_blobs(
         self,
-        key: str,
+        variant: Variant,
         layout: Path,
         target: Reference,
         mount_from: Sequence[str],
         ended: threading.Event,
         uploaded: Future[None],
     ) -> None:
-        """`_blobs_beside`'s thread: each blob in turn, unless the image's block has ended."""
+        """`_blobs_beside`'s thread: each blob in turn, unless the image's block has ended.
+
+        A child built on its local parent first waits for the parent's own upload, so
+        the layers they share are mounted from the parent, not sent twice.
+        """
+        key = variant.key
+        parents = self._uploads.get(variant.parent.key) if variant.parent is not None else None
         try:
+            while parents is not None and not parents.done() and not ended.is_set():
+                wait([parents], timeout=0.1)
             image = read_image_layout(layout)
             for blob in image.manifest.blobs():
                 if ended.is_set():
@@ -665,9 +739,13 @@ class Executor:
         if self._stopping.is_set():
             raise SocleError(f"{key}: stopped, the run was interrupted")
 
-    def _loader(self, layout: Path, name: str, *, built: bool) -> Callable[[], None]:
-        """Loads the layout into the builder once, when a gate first needs a container."""
-        loaded = [built]  # a built image is already in the builder's storage
+    def _loader(self, layout: Path, name: str) -> Callable[[], None]:
+        """Loads the layout into the builder once, when a gate or a child first needs it.
+
+        A built image is loaded too: its tests run on what is published (normalised),
+        not on the builder's own image.
+        """
+        loaded = [False]
         lock = threading.Lock()  # gates run side by side
 
         def load() -> None:
@@ -684,6 +762,8 @@ class Executor:
         push = self._pushes.get(variant.parent.key)
         if push is not None and push.done() and push.exception() is None:
             return push.result()  # pushed in this run, being signed and tagged now
+        if push is not None:
+            raise SocleError(f"parent {variant.parent.key} of {variant.key} is not pushed yet")
         digest = outcomes[variant.parent.key].digest
         if digest is None:
             raise SocleError(f"parent {variant.parent.key} of {variant.key} is not published")
@@ -725,32 +805,95 @@ class Executor:
         )
         return result.layout
 
+    def _base(self, variant: Variant, outcomes: Mapping[str, Outcome], arch: str | None) -> _Base:
+        """What the build of `variant` (for `arch`) starts FROM.
+
+        This run's local image of the parent when there is one (its blobs read from its
+        layout on disk), else the published parent by digest.
+        """
+        parent = variant.parent
+        assert parent is not None
+        repository = Reference(self.catalog.registry, parent.image.repository)
+        local = self._local_base(variant, arch)
+        if local is not None:
+            return _Base(local.name, LayoutSource(local.layout), repository)
+        digest = self._parent_digest(variant, outcomes)
+        assert digest is not None
+        digest = self._base_for(variant, digest, arch)
+        return _Base(f"{repository}@{digest}", self.client, repository.with_digest(digest))
+
+    def _parent_records(
+        self, variant: Variant, outcomes: Mapping[str, Outcome], arch: str | None
+    ) -> dict[str, str]:
+        """The parent's name and pushed digest, for the manifest (of `arch`'s platform).
+
+        Called once the parent is accepted: its digest is final. A platform manifest
+        of an index records its parent's platform manifest.
+        """
+        parent = variant.parent
+        if parent is None:
+            return {}
+        digest = self._parent_digest(variant, outcomes)
+        assert digest is not None
+        if arch is not None and parent.multi_platform:
+            pushed = self._platform_digests.get(parent.key)
+            digest = (
+                pushed[arch] if pushed and arch in pushed else self._base_for(variant, digest, arch)
+            )
+        return {BASE_NAME: parent.ref(self.catalog.registry), BASE_DIGEST: digest}
+
+    def _offer(
+        self, variant: Variant, subjects: Mapping[str, Subject] | Mapping[None, Subject]
+    ) -> None:
+        """Put `variant`'s final content in the builder's storage when this run builds on it.
+
+        Its children may then start building while its gates, push and signing go on.
+        """
+        ready = self._locals.get(variant.key)
+        if ready is None or ready.done():
+            return
+        if not self._has_children(variant):
+            ready.set_result({})
+            return
+        for subject in subjects.values():
+            subject.load()
+        found: dict[str | None, LocalImage] = {}
+        for arch, subject in subjects.items():
+            found[arch] = LocalImage(subject.local_name, subject.layout)
+        ready.set_result(found)
+
     def _build(
         self,
         variant: Variant,
         folder: Path,
         labels: Mapping[str, str],
-        base_digest: str,
-        name: str,
+        base: _Base,
         arch: str | None = None,
     ) -> Path:
-        """Build on the parent image `base_digest` (for `arch`'s platform when one is given)."""
+        """Build on `base` (for `arch`'s platform when one is given); returns the layout.
+
+        The builder's own image (before normalisation) has a name of its own: the
+        final image is loaded from the layout when a gate or a child first needs it.
+        The parent's records are not labels: a child built on a local parent would
+        otherwise depend on the parent's final digest, which its gates decide.
+        """
         assert variant.parent is not None and variant.version.context and variant.version.dockerfile
-        base = f"{self.catalog.registry}/{variant.parent.image.repository}@{base_digest}"
+        raw = self._local_name(variant, arch, final=False)
+        self._leftovers.append(raw)
         request = BuildRequest(
             context=variant.version.context,
             dockerfile=variant.version.dockerfile,
-            build_args={**dict(variant.version.build_args), "BASE_IMAGE": base},
-            labels=labels,
-            name=name,
+            build_args={**dict(variant.version.build_args), "BASE_IMAGE": base.image},
+            labels={k: v for k, v in labels.items() if k not in (BASE_NAME, BASE_DIGEST)},
+            name=raw,
             output=folder / "layout",
             insecure_registries=insecure(self.catalog.registry),
             platform=platform_of(arch) if arch is not None else None,
             source_date_epoch=self.epoch,
+            base_recorded_as=variant.parent.ref(self.catalog.registry),
         )
         layout = self.builder.build(request).layout
-        parent = Reference(self.catalog.registry, variant.parent.image.repository)
-        restore_parent_blobs(self.client, parent.with_digest(base_digest), layout)
+        restore_parent_blobs(base.source, base.ref, layout)
         return layout
 
     def annotations(self, step: Step, parent_digest: str | None) -> dict[str, str]:
@@ -935,3 +1078,10 @@ def insecure(registry: str) -> tuple[str, ...]:
     """Registries reached over plain http: the loopback ones."""
     host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
     return (registry,) if host in ("localhost", "::1") or host.startswith("127.") else ()
+
+
+def _build_arches(variant: Variant) -> list[str | None]:
+    """The architectures `variant` is built for (None: the builder's own, one image)."""
+    if variant.multi_platform:
+        return list(variant.architectures)
+    return [variant.architectures[0] if variant.version.architectures else None]

@@ -18,7 +18,7 @@ from pathlib import Path
 from socle.builders.interface import Builder
 from socle.canonical import canonical_json
 from socle.errors import InputError
-from socle.oci.content import Descriptor, Platform
+from socle.oci.content import Descriptor, Manifest, Platform
 from socle.oci.layout import index_descriptor, read_image_layout, write_blob, write_index
 from socle.oci.reference import Reference
 from socle.registry.interface import ImageSource
@@ -79,6 +79,27 @@ def local_copy(source: ImageSource, builder: Builder, ref: Reference, name: str)
             yield layout
         finally:
             builder.remove(name)
+
+
+class LayoutSource:
+    """The image of an OCI layout on disk, read as if published under any reference.
+
+    A child built on a parent of the same run takes the parent's blobs from here:
+    the parent may not be pushed yet.
+    """
+
+    def __init__(self, layout: Path) -> None:
+        self.layout = layout
+        self.image = read_image_layout(layout)
+
+    def head_manifest(self, ref: Reference) -> Descriptor | None:
+        return self.image.manifest.descriptor
+
+    def get_manifest(self, ref: Reference) -> Manifest:
+        return self.image.manifest
+
+    def get_blob(self, ref: Reference, digest: str) -> bytes:
+        return self.image.blob_path(digest).read_bytes()
 
 
 def restore_parent_blobs(source: ImageSource, parent: Reference, layout: Path) -> int:

@@ -71,6 +71,7 @@ class Recorded:
     epoch: int
     parent: str  # the BASE_IMAGE the build was given: registry/repository@digest
     inputs: Mapping[str, str]
+    parent_recorded_as: str | None = None  # the parent's name in its history's "FROM" comment
 
     @classmethod
     def of(cls, ref: Reference, image: LayoutImage) -> Recorded:
@@ -101,7 +102,17 @@ class Recorded:
         except (ValueError, AttributeError) as exc:
             raise InputError(f"{ref}: socle's records on it are damaged ({exc})") from None
         parent = f"{base.registry}/{base.repository}@{records[BASE_DIGEST]}"
-        return cls(ref.with_digest(image.digest), labels, epoch, parent, inputs)
+        # Since builds start on a local copy of a parent of the same run, buildah's
+        # comment on the first step built on the parent names it by its published
+        # name, not by digest; an image built before says the digest it was given.
+        history = image.config.get("history")
+        comments = (
+            {e.get("comment") for e in history if isinstance(e, dict)}
+            if isinstance(history, list)
+            else set()
+        )
+        named = records[BASE_NAME] if f"FROM {records[BASE_NAME]}" in comments else None
+        return cls(ref.with_digest(image.digest), labels, epoch, parent, inputs, named)
 
 
 @dataclass(frozen=True)
@@ -253,6 +264,7 @@ def _rebuild(
         output=work / "rebuilt",
         insecure_registries=insecure(recorded.ref.registry) or insecure(catalog.registry),
         source_date_epoch=recorded.epoch,
+        base_recorded_as=recorded.parent_recorded_as,
         apt_preferences=pins,
         platform=platform,
     )

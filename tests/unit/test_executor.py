@@ -509,19 +509,50 @@ class Signer:
             raise SocleError("the signer refused mid:2.0-base1")
 
 
+class HoldingGate:
+    """A gate that holds mid 2.0's gates until its child's build has started."""
+
+    name = "tests"
+
+    def __init__(self, child_started: threading.Event, *, refuses: bool = False) -> None:
+        self.child_started = child_started
+        self.refuses = refuses
+
+    def check(self, subject: Subject) -> dict[str, str]:
+        if subject.variant.key == "mid:2.0-base1":
+            assert self.child_started.wait(timeout=10), "the child waited for its parent's gates"
+            if self.refuses:
+                raise GateFailed("mid:2.0-base1: 1 of 3 tests failed")
+        return {}
+
+
 class ChildWatcher(FakeBuilder):
+    """Notes when the leaf's build starts, what it builds on, and what was loaded before."""
+
     def __init__(self) -> None:
         super().__init__()
         self.child_started = threading.Event()
+        self.loaded: list[str] = []
+        self.child_base = ""
+        self.loaded_before_child: list[str] = []
 
     def build(self, request: BuildRequest) -> BuildResult:
         if "leaf" in request.name:
+            self.child_base = request.build_args["BASE_IMAGE"]
+            self.loaded_before_child = list(self.loaded)
             self.child_started.set()
         return super().build(request)
 
+    def load(self, layout: Path, name: str) -> None:
+        self.loaded.append(name)
+
 
 def overlapped_run(
-    path: Path, client: RegistryClient, builder: ChildWatcher, signer: Signer
+    path: Path,
+    client: RegistryClient,
+    builder: ChildWatcher,
+    signer: Signer | None = None,
+    gates: Sequence[HoldingGate] = (),
 ) -> tuple[dict[str, Outcome], list[Event]]:
     catalog, graph = validate(path)
     events: list[Event] = []
@@ -532,7 +563,8 @@ def overlapped_run(
         builder=builder,
         observer=events.append,
         options=RunOptions(jobs=3),
-        publishers=[signer],
+        publishers=[signer] if signer is not None else [],
+        gates=gates,
         fetch=lambda ref, layout: pull_layout(client, ref, layout).layout,
     )
     state = RegistryState(client, cache=path.parent / "cache")
@@ -586,6 +618,53 @@ def test_a_child_built_beside_a_parent_that_is_then_refused_is_blocked_and_unpub
     )
     assert builder.child_started.is_set()  # its build did run...
     assert not [p for p in manifest_puts(registry) if p.startswith("t/leaf/")]  # ...unpublished
+    assert tags(registry, "t/leaf") == set()
+    assert outcomes["mid:1.0-base1"].status is Status.BUILT
+
+
+def test_a_child_builds_on_its_local_parent_while_the_parents_gates_run(
+    write_catalog: CatalogWriter,
+) -> None:
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    builder = ChildWatcher()
+    outcomes, events = overlapped_run(
+        path, client, builder, gates=[HoldingGate(builder.child_started)]
+    )
+    assert {o.status for o in outcomes.values()} == {Status.BUILT}
+    # FROM the parent's final image in the builder's storage, loaded before the child began.
+    assert re.fullmatch(r"socle-build/[0-9a-f]{8}/final/mid:2\.0-base1", builder.child_base)
+    assert builder.child_base in builder.loaded_before_child
+    # Published only after its parent: nothing of the leaf precedes the parent's exact tag.
+    puts = manifest_puts(registry)
+    parent_tag = puts.index("t/mid/manifests/2.0-base1")
+    leaf = [i for i, p in enumerate(puts) if p.startswith("t/leaf/")]
+    assert leaf and min(leaf) > parent_tag, puts
+    # It records the digest its parent was published at, decided by the parent's gates.
+    repo = registry.repo("t/leaf")
+    manifest = json.loads(repo.manifests[repo.tags["3-mid2.0-base1"]][1])
+    parent = registry.repo("t/mid").tags["2.0-base1"]
+    assert manifest["annotations"]["org.opencontainers.image.base.digest"] == parent
+    assert (
+        manifest["annotations"]["org.opencontainers.image.base.name"] == f"{HOST}/t/mid:2.0-base1"
+    )
+
+
+def test_a_child_built_while_its_parent_is_refused_by_a_gate_is_blocked_and_unpublished(
+    write_catalog: CatalogWriter,
+) -> None:
+    registry = FakeRegistry()
+    client, path = setup(write_catalog, registry)
+    builder = ChildWatcher()
+    gate = HoldingGate(builder.child_started, refuses=True)
+    outcomes, events = overlapped_run(path, client, builder, gates=[gate])
+    mid = outcomes["mid:2.0-base1"]
+    assert mid.status is Status.FAILED and "1 of 3 tests failed" in (mid.error or "")
+    leaf = outcomes["leaf:3-mid2.0-base1"]
+    assert leaf.status is Status.BLOCKED and leaf.error == "mid:2.0-base1 failed"
+    assert builder.child_started.is_set()  # its build did run...
+    assert not [p for p in manifest_puts(registry) if p.startswith("t/leaf/")]  # ...unpublished
+    assert not [p for p in manifest_puts(registry) if p.startswith("t/mid/manifests/2.0")]
     assert tags(registry, "t/leaf") == set()
     assert outcomes["mid:1.0-base1"].status is Status.BUILT
 

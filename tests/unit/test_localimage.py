@@ -9,7 +9,7 @@ import pytest
 
 from socle.canonical import canonical_json, sha256_digest
 from socle.errors import InputError
-from socle.localimage import pull_layout, restore_parent_blobs
+from socle.localimage import LayoutSource, pull_layout, restore_parent_blobs
 from socle.oci.content import Descriptor, Manifest, Platform
 from socle.oci.layout import read_image_layout, write_blob, write_image_layout, write_index
 from socle.oci.media import OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST
@@ -90,19 +90,6 @@ def test_a_missing_platform_names_the_ones_there_are(tmp_path: Path) -> None:
         pull_layout(source, REF, tmp_path / "image", platform="linux/s390x")
 
 
-class LayoutServer:
-    """An ImageSource serving one OCI layout (the parent) under any reference."""
-
-    def __init__(self, layout: Path) -> None:
-        self.image = read_image_layout(layout)
-
-    def get_manifest(self, ref: Reference) -> Manifest:
-        return self.image.manifest
-
-    def get_blob(self, ref: Reference, digest: str) -> bytes:
-        return self.image.blob_path(digest).read_bytes()
-
-
 def _tar(path: Path, name: str, data: bytes) -> Path:
     with tarfile.open(path, "w") as tar:
         info = tarfile.TarInfo(name)
@@ -132,7 +119,7 @@ def test_a_childs_recompressed_parent_layer_becomes_the_parents_published_blob(
     assert read_image_layout(tmp_path / "child").layers[0].digest != parent.layers[0].digest
 
     ref = Reference("127.0.0.1:5000", "my/base", digest=parent.digest)
-    put_back = restore_parent_blobs(LayoutServer(tmp_path / "parent"), ref, tmp_path / "child")
+    put_back = restore_parent_blobs(LayoutSource(tmp_path / "parent"), ref, tmp_path / "child")
 
     restored = read_image_layout(tmp_path / "child")
     assert put_back == 1
@@ -142,4 +129,4 @@ def test_a_childs_recompressed_parent_layer_becomes_the_parents_published_blob(
         == parent.blob_path(parent.layers[0].digest).read_bytes()
     )
     assert restored.layers[1] == child.layers[1] and restored.diff_ids == child.diff_ids
-    assert restore_parent_blobs(LayoutServer(tmp_path / "parent"), ref, tmp_path / "child") == 0
+    assert restore_parent_blobs(LayoutSource(tmp_path / "parent"), ref, tmp_path / "child") == 0

@@ -98,7 +98,13 @@ class DockerBuilder:
             base = self._diff_ids(request.base) if request.base else ()
             from socle.builders.normalise import reproduce  # tarfile: only a build needs it
 
-            reproduce(request.output, epoch=request.source_date_epoch, base_diff_ids=base)
+            reproduce(
+                request.output,
+                epoch=request.source_date_epoch,
+                base_diff_ids=base,
+                base=request.base,
+                base_recorded_as=request.base_recorded_as,
+            )
         log = build_log(done.stdout, _without_notice(done.stderr), lines=20)
         return BuildResult(request.output, log)
 

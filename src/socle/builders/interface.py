@@ -66,6 +66,10 @@ class BuildRequest:
         return self.build_args.get(BASE_ARG) or None
 
     platform: str | None = None  # `linux/arm64/v8`: another architecture, run under emulation
+    base_recorded_as: str | None = None
+    """The parent's name the image records where the builder names its base (buildah's
+    history comment "FROM NAME"): the executor builds a child on a local copy of a
+    parent built in the same run, and the image must not depend on that copy's name."""
     apt_preferences: Path | None = None
     """A folder mounted read-only as /etc/apt/preferences.d during the RUN steps (buildah
     only): `socle rebuild` pins there the package versions the published image holds."""

@@ -107,11 +107,14 @@ def normalise_layout(
     epoch: int,
     keep: int,
     noise: Iterable[str] | None = None,
+    renamed: Mapping[str, str] | None = None,
 ) -> Normalised:
     """Rewrite the layers above the bottom `keep` ones (the parent's) of `layout`'s image.
 
     `epoch` is SOURCE_DATE_EPOCH: later mtimes and dates become it. `noise`
-    replaces :data:`NOISE` when given. Running it twice gives the same digest.
+    replaces :data:`NOISE` when given. `renamed` maps a base image's name as the
+    builder wrote it in a history comment ("FROM NAME") to the name recorded
+    instead. Running it twice gives the same digest.
     """
     image = read_image_layout(layout)
     patterns = NOISE if noise is None else tuple(noise)
@@ -150,17 +153,30 @@ def normalise_layout(
     config["rootfs"] = {"type": "layers", "diff_ids": kept_ids}
     config["created"] = rfc3339(epoch)
     if isinstance(config.get("history"), list):
-        config["history"] = [_clamped_history(entry, epoch) for entry in config["history"]]
+        config["history"] = [
+            _clamped_history(entry, epoch, renamed or {}) for entry in config["history"]
+        ]
     digest = _write_manifest(layout, image, config, layers)
     _remove_orphans(layout, image)
     return Normalised(digest, tuple(dropped), len(removable), tuple(clamped))
 
 
-def reproduce(layout: Path, *, epoch: int, base_diff_ids: Sequence[str]) -> Normalised:
+def reproduce(
+    layout: Path,
+    *,
+    epoch: int,
+    base_diff_ids: Sequence[str],
+    base: str | None = None,
+    base_recorded_as: str | None = None,
+) -> Normalised:
     """Normalise the layers a build added on top of the parent whose layers are `base_diff_ids`.
 
     The parent's layers are the bottom ones the image shares with it, by diff_id
     (a multi-stage build's last stage may start from another image: then none).
+    With `base_recorded_as`, the history comment buildah writes on the first step
+    built on `base` ("FROM localhost/NAME") names `base_recorded_as` instead: a build
+    on a local copy of the parent then records what a build on the published parent
+    records, whatever the copy's name.
     """
     own = read_image_layout(layout).diff_ids
     keep = 0
@@ -168,7 +184,10 @@ def reproduce(layout: Path, *, epoch: int, base_diff_ids: Sequence[str]) -> Norm
         if mine != theirs:
             break
         keep += 1
-    return normalise_layout(layout, epoch=epoch, keep=keep)
+    renamed = {}
+    if base is not None and base_recorded_as is not None:
+        renamed = dict.fromkeys((base, f"localhost/{base}"), base_recorded_as)
+    return normalise_layout(layout, epoch=epoch, keep=keep, renamed=renamed)
 
 
 def diff_ids_of(inspected: str, path: Sequence[str | int]) -> tuple[str, ...]:
@@ -271,18 +290,21 @@ def _mark_empty(history: list[Any], removable: set[int]) -> list[Any]:
     return marked
 
 
-def _clamped_history(entry: Any, epoch: int) -> Any:
+def _clamped_history(entry: Any, epoch: int, renamed: Mapping[str, str]) -> Any:
     """A history entry dated no later than `epoch` (the parent's older dates stay).
 
     buildah comments the first step of a stage built on another stage with that
     stage's local image id ("FROM 3684b562a749"), which changes with every build
-    and means nothing elsewhere: such a comment says "FROM <stage>" instead.
+    and means nothing elsewhere: such a comment says "FROM <stage>" instead. A
+    comment naming a base image in `renamed` names its replacement.
     """
     if not isinstance(entry, dict):
         return entry
     comment = entry.get("comment")
     if isinstance(comment, str) and _LOCAL_IMAGE_ID.fullmatch(comment):
         entry = {**entry, "comment": "FROM <stage>"}
+    elif isinstance(comment, str) and comment.startswith("FROM ") and comment[5:] in renamed:
+        entry = {**entry, "comment": f"FROM {renamed[comment[5:]]}"}
     if not isinstance(entry.get("created"), str):
         return entry
     try:

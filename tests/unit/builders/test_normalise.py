@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from socle.builders.normalise import NormaliseError, is_noise, normalise_layout
+from socle.builders.normalise import NormaliseError, is_noise, normalise_layout, reproduce
 from socle.oci.layout import read_image_layout, write_image_layout
 
 EPOCH = 1_700_000_000  # 2023-11-14T22:13:20Z
@@ -214,6 +214,22 @@ def test_a_stage_s_local_image_id_in_a_history_comment_is_replaced(tmp_path: Pat
 
     comments = [entry.get("comment") for entry in read_image_layout(layout).config["history"]]
     assert comments == ["FROM a/b:1", None, "FROM <stage>"]
+
+
+def test_a_local_parent_named_in_a_history_comment_is_recorded_by_its_published_name(
+    tmp_path: Path,
+) -> None:
+    # buildah writes "FROM NAME" for the first step on a base; a child built on its
+    # parent's local copy must record what a build on the published parent records.
+    for name, base in (("a", "a/b:1"), ("b", "b/b:1")):
+        layout = _layout(tmp_path, name, build=BUILD)
+        parent = read_image_layout(layout).diff_ids[:1]
+        reproduce(
+            layout, epoch=EPOCH, base_diff_ids=parent, base=base, base_recorded_as="reg.test/t/b:1"
+        )
+        comments = [entry.get("comment") for entry in read_image_layout(layout).config["history"]]
+        expected = "FROM reg.test/t/b:1" if name == "a" else "FROM a/b:1"  # only `base` is renamed
+        assert comments == [expected, None, "FROM <stage>"]
 
 
 def test_the_builder_s_base_annotations_go_and_others_stay(tmp_path: Path) -> None:
