@@ -79,13 +79,15 @@ class Outcome:
 
 @dataclass(frozen=True)
 class LocalImage:
-    """An image of this run whose config and layers are final, in the builder's storage.
+    """An image of this run whose config and layers are final: its layout, and its name
+    in the builder's storage once `load` put it there (idempotent, shared with its gates).
 
     Its children build on it there while it is still gated, pushed and signed.
     """
 
     name: str
     layout: Path
+    load: Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -213,8 +215,8 @@ class Executor:
 
     def _clean(self, work: Path) -> None:
         """Remove this run's local images and, unless kept, its work folder."""
-        for name in self._leftovers:
-            self.builder.remove(name)
+        if self._leftovers:
+            self.builder.remove(*dict.fromkeys(self._leftovers))
         self._leftovers.clear()
         if not self.options.keep_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -809,13 +811,16 @@ class Executor:
         """What the build of `variant` (for `arch`) starts FROM.
 
         This run's local image of the parent when there is one (its blobs read from its
-        layout on disk), else the published parent by digest.
+        layout on disk), loaded into the builder's storage here, as a build on the
+        published parent pulls it: the load is part of the child's build time. Else
+        the published parent by digest.
         """
         parent = variant.parent
         assert parent is not None
         repository = Reference(self.catalog.registry, parent.image.repository)
         local = self._local_base(variant, arch)
         if local is not None:
+            local.load()
             return _Base(local.name, LayoutSource(local.layout), repository)
         digest = self._parent_digest(variant, outcomes)
         assert digest is not None
@@ -845,21 +850,18 @@ class Executor:
     def _offer(
         self, variant: Variant, subjects: Mapping[str, Subject] | Mapping[None, Subject]
     ) -> None:
-        """Put `variant`'s final content in the builder's storage when this run builds on it.
+        """Offer `variant`'s final image to the children this run builds on it.
 
-        Its children may then start building while its gates, push and signing go on.
+        They may start building at once, while its gates, push and signing go on;
+        the first child (or gate) that needs it in the builder's storage loads it.
         """
         ready = self._locals.get(variant.key)
         if ready is None or ready.done():
             return
-        if not self._has_children(variant):
-            ready.set_result({})
-            return
-        for subject in subjects.values():
-            subject.load()
         found: dict[str | None, LocalImage] = {}
-        for arch, subject in subjects.items():
-            found[arch] = LocalImage(subject.local_name, subject.layout)
+        if self._has_children(variant):
+            for arch, subject in subjects.items():
+                found[arch] = LocalImage(subject.local_name, subject.layout, subject.load)
         ready.set_result(found)
 
     def _build(

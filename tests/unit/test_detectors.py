@@ -83,8 +83,8 @@ class AptBuilder:
         self.runs.append((name, list(command), user, network))
         return RunResult(self.exit_code, self.simulation, "E: mirror down\n")
 
-    def remove(self, name: str) -> None:
-        self.removed.append(name)
+    def remove(self, *names: str) -> None:
+        self.removed.extend(names)
 
 
 class PublishedRegistry:

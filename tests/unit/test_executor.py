@@ -60,7 +60,7 @@ class FakeBuilder:
     ) -> RunResult:
         return RunResult(0, "")
 
-    def remove(self, name: str) -> None: ...
+    def remove(self, *names: str) -> None: ...
 
 
 CATALOG = f"""

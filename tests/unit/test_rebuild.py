@@ -81,8 +81,8 @@ class CopyBuilder:
     def run(self, name: str, command: object, **kw: object) -> RunResult:
         raise AssertionError("not used")
 
-    def remove(self, name: str) -> None:
-        self.removed.append(name)
+    def remove(self, *names: str) -> None:
+        self.removed.extend(names)
 
 
 def _tar(path: Path, files: dict[str, bytes]) -> Path:

@@ -10,6 +10,7 @@ buildah call here passes it, so build, load, run and remove see one store.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import tempfile
 from collections.abc import Callable, Sequence
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # `buildah run` adds this line to the command's own stderr when it exits non-zero.
 _RUNTIME_EXIT = "while running runtime: exit status"
+# The heading of `buildah rmi`'s error list, when it was given several images.
+_ERRORS_OCCURRED = re.compile(r"Error: \d+ errors? occurred:")
 
 
 APT_PREFERENCES = "/etc/apt/preferences.d"
@@ -163,16 +166,33 @@ class BuildahBuilder:
         finally:
             self._run([*self._buildah(), "rm", container])
 
-    def remove(self, name: str) -> None:
-        """Remove the local image `name`, best effort: never an error (a warning if it stays)."""
+    def remove(self, *names: str) -> None:
+        """Remove the local images `names` with one `buildah rmi`, best effort.
+
+        Never an error: a warning for an image that stays. One command for all:
+        each buildah call takes the storage lock, and a run leaves about two
+        images per variant.
+        """
+        if not names:
+            return
         try:
-            self._run([*self._buildah(), "rmi", name])
+            self._run([*self._buildah(), "rmi", *names])
         except CommandError as exc:
             # Removal is clean-up: an image still used by a container (another build,
-            # or one a killed run left behind) stays, and the run goes on.
-            if "image not known" not in exc.stderr:
+            # or one a killed run left behind) stays, and the run goes on. buildah
+            # removes the others and names each one it could not.
+            left = [
+                line
+                for line in exc.stderr.splitlines()
+                if line.strip()
+                and "image not known" not in line
+                and not _ERRORS_OCCURRED.fullmatch(line.strip())
+            ]
+            if left:
                 log.warning(
-                    "could not remove the local image %s: %s", name, exc.stderr.strip()[-300:]
+                    "could not remove the local image %s: %s",
+                    ", ".join(names),
+                    "\n".join(left).strip()[-300:],
                 )
 
     def _buildah(self) -> list[str]:

@@ -144,16 +144,24 @@ class DockerBuilder:
             except CommandError:
                 return  # in use by another build as cache, or gone: leave it
 
-    def remove(self, name: str) -> None:
-        """Remove the daemon's image `name`, best effort: never an error (a warning if it stays)."""
+    def remove(self, *names: str) -> None:
+        """Remove the daemon's images `names` with one command, best effort.
+
+        Never an error: a warning for an image that stays (docker removes the others).
+        """
+        if not names:
+            return
         try:
-            self._run(["docker", "image", "rm", name])
+            self._run(["docker", "image", "rm", *names])
         except CommandError as exc:
             # Removal is clean-up: an image still used by a container (another build,
             # or one a killed run left behind) stays, and the run goes on.
-            if "No such image" not in exc.stderr:
+            left = [line for line in exc.stderr.splitlines() if "No such image" not in line]
+            if any(line.strip() for line in left):
                 log.warning(
-                    "could not remove the local image %s: %s", name, exc.stderr.strip()[-300:]
+                    "could not remove the local image %s: %s",
+                    ", ".join(names),
+                    "\n".join(left).strip()[-300:],
                 )
 
 

@@ -120,8 +120,8 @@ class Builder(Protocol):
         """
         ...
 
-    def remove(self, name: str) -> None:
-        """Forget the local image `name` (no error if it is already gone)."""
+    def remove(self, *names: str) -> None:
+        """Forget the local images `names`, in one go (no error for one already gone)."""
         ...
 
 

@@ -136,6 +136,22 @@ def test_removing_a_missing_image_is_quiet(
     assert caplog.records == []
 
 
+def test_the_images_of_a_run_go_in_one_command_and_a_missing_one_is_quiet(
+    fake_run: Any, command_error: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What buildah 1.28 prints when one of several is gone (it removes the others).
+    stderr = "Error: 1 error occurred:\n\t* socle-build/t/b:1: image not known\n\n"
+
+    def handler(cmd: list[str]) -> Completed:
+        raise command_error(cmd, 125, "", stderr)
+
+    runner = fake_run(handler)
+    with caplog.at_level(logging.DEBUG, logger="socle.builders"):
+        BuildahBuilder(run=runner).remove("socle-build/t/a:1", "socle-build/t/b:1")
+    assert runner.commands == [["buildah", "rmi", "socle-build/t/a:1", "socle-build/t/b:1"]]
+    assert caplog.records == []
+
+
 def test_an_image_that_cannot_be_removed_is_one_warning_naming_it(
     fake_run: Any, command_error: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

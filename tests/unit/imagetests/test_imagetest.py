@@ -71,7 +71,7 @@ class FakeBuilder:
     def load(self, layout: Path, name: str) -> None:
         raise NotImplementedError
 
-    def remove(self, name: str) -> None:
+    def remove(self, *names: str) -> None:
         raise NotImplementedError
 
 
