@@ -24,8 +24,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from socle.bootstrap.mmdebstrap import bootstrap
-from socle.bootstrap.spec import BootstrapSpec
 from socle.builders.interface import Builder, BuildRequest
 from socle.canonical import canonical_json, sha256_digest
 from socle.core.catalog import Catalog, Kind
@@ -788,6 +786,10 @@ class Executor:
     def _bootstrap(
         self, variant: Variant, folder: Path, labels: Mapping[str, str], arch: str
     ) -> Path:
+        # mmdebstrap's driver is for the images a run bootstraps: a no-op never imports it.
+        from socle.bootstrap.mmdebstrap import bootstrap
+        from socle.bootstrap.spec import BootstrapSpec
+
         spec = variant.version.bootstrap
         assert spec is not None
         result = bootstrap(

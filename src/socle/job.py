@@ -12,7 +12,6 @@ from socle.builders import BUILDERS, Builder
 from socle.core.catalog import Catalog
 from socle.core.graph import Graph
 from socle.core.plan import Plan, Reason
-from socle.detectors import security_reasons
 from socle.errors import InputError, SocleError
 from socle.events import Observer, ignore
 from socle.executor import Executor, Outcome, RunOptions
@@ -100,6 +99,8 @@ class BuildJob:
         plan = plan_with_state(self.catalog, self.graph, self.state, extra=extra, selected=selected)
         if not self.settings.security_updates:
             return plan
+        from socle.detectors import security_reasons  # apt's simulation: not for every plan
+
         found = security_reasons(self.catalog, plan, self.state.client, self.builder)
         if not found:
             return plan

@@ -265,7 +265,7 @@ def test_an_upstream_index_without_a_listed_platform_is_one_clear_error(
 def test_a_bootstrapped_os_is_bootstrapped_once_per_architecture(
     write_catalog: CatalogWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import socle.executor
+    import socle.bootstrap.mmdebstrap
 
     asked: list[tuple[str | None, dict[str, str]]] = []
 
@@ -275,7 +275,7 @@ def test_a_bootstrapped_os_is_bootstrapped_once_per_architecture(
         write_layout(out_dir, tiny_image(f"debian {arch}", architecture=arch))
         return BootstrapResult(out_dir, "", "", 0, 0.0, 0, "", arch)
 
-    monkeypatch.setattr(socle.executor, "bootstrap", fake_bootstrap)
+    monkeypatch.setattr(socle.bootstrap.mmdebstrap, "bootstrap", fake_bootstrap)
     registry = FakeRegistry()
     client = RegistryClient(transport=httpx.MockTransport(registry), sleep=lambda _: None)
     path = write_catalog(

@@ -18,11 +18,10 @@ which refuses.
 
 from __future__ import annotations
 
-import ssl
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 from socle.canonical import sha256_digest
@@ -32,6 +31,9 @@ from socle.oci.media import MANIFEST_TYPES
 from socle.oci.reference import Reference, is_digest
 from socle.registry.errors import RegistryFailure
 from socle.registry.wire import Answer, Unusual, Wire
+
+if TYPE_CHECKING:  # ssl is imported for the first https registry (6 ms)
+    import ssl
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -156,6 +158,8 @@ class BulkHeads:
             tls = None
             if url.scheme == "https":
                 if self._tls is None:
+                    import ssl
+
                     self._tls = ssl.create_default_context()
                 tls = self._tls
             port = url.port or (443 if url.scheme == "https" else 80)

@@ -11,7 +11,10 @@ headers) raises :class:`Unusual`, and the caller hands the request to httpx.
 from __future__ import annotations
 
 import socket
-import ssl
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl
 
 MAX_HEADER = 64 << 10
 MAX_BODY = 4 << 20  # distribution refuses manifests above 4 MiB
@@ -55,7 +58,11 @@ class Wire:
         self._sock, self._buffer = None, b""
 
     def _open(self) -> socket.socket:
-        sock = socket.create_connection((self._host, self._port), timeout=TIMEOUT)
+        # A str host goes through the idna codec (5 ms to import, with stringprep);
+        # an ASCII name or address needs no encoding.
+        host: str | bytes = self._host.encode("ascii") if self._host.isascii() else self._host
+        # getaddrinfo takes bytes; typeshed's create_connection says str only.
+        sock = socket.create_connection((host, self._port), timeout=TIMEOUT)  # type: ignore[arg-type]
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._tls is not None:
             sock = self._tls.wrap_socket(sock, server_hostname=self._host)

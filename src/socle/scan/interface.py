@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from socle.core.findings import Finding, FindingStatus, ScanReport, Severity, sort_findings
 from socle.errors import SocleError
-from socle.sbom.model import Inventory
+
+if TYPE_CHECKING:  # the SBOM model is for the scanners, not for every catalog
+    from socle.sbom.model import Inventory
 
 
 class ScanError(SocleError):
@@ -38,4 +40,14 @@ class Scanner(Protocol):
         """Scan `target`; raise :class:`ScanError` when the scan cannot run."""
         ...
 
-__all__ = ["Finding", "FindingStatus", "ScanError", "ScanReport", "ScanTarget", "Scanner", "Severity", "sort_findings"]
+
+__all__ = [
+    "Finding",
+    "FindingStatus",
+    "ScanError",
+    "ScanReport",
+    "ScanTarget",
+    "Scanner",
+    "Severity",
+    "sort_findings",
+]
