@@ -11,18 +11,16 @@ lets unrelated branches finish.
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from socle.builders.interface import Builder, BuildRequest
 from socle.canonical import canonical_json, sha256_digest
@@ -34,10 +32,7 @@ from socle.core.platforms import arch_of, platform_json, platform_of
 from socle.core.state import FINGERPRINT, GATES, INPUTS
 from socle.errors import InputError, SocleError
 from socle.events import Event, Observer, Status, ignore
-from socle.gates import Gate, Publisher, Subject
 from socle.journal import Journal, Move
-from socle.localimage import LayoutSource, fetch_layout, restore_parent_blobs
-from socle.oci.layout import read_image_layout
 from socle.oci.media import (
     BASE_DIGEST,
     BASE_NAME,
@@ -52,6 +47,9 @@ from socle.oci.reference import Reference
 from socle.registry.interface import ImageSource, Registry
 from socle.timestamps import day_epoch, rfc3339
 from socle.vcs import Revision
+
+if TYPE_CHECKING:  # what only a run that builds needs: a no-op build never imports them
+    from socle.gates import Gate, Publisher, Subject
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +129,7 @@ class Executor:
         self.revision = revision or Revision.of(catalog.path.parent)
         self.gates = tuple(gates)
         self.publishers = tuple(publishers)
-        self.fetch = fetch or partial(fetch_layout, client)  # a published image, for the gates
+        self.fetch = fetch or self._fetch_published  # a published image, for the gates
         # Local images of this run: removing one while a parallel build pulls layers it
         # shares made buildah fail with "layer not known", so they go at the end.
         self._leftovers: list[str] = []
@@ -149,7 +147,7 @@ class Executor:
         self._platform_digests: dict[str, dict[str, str]] = {}  # pushed: key -> arch -> digest
         self._keys: set[str] = set()  # what this run builds
         self.journal = Journal(client, catalog.registry, catalog.namespace)
-        self._run_token = secrets.token_hex(4)
+        self._run_token = os.urandom(4).hex()
         # Every image of the run is stamped with this time, not the clock's: the same
         # inputs on the same day give the same digest (the real times are in the
         # provenance attestation and the run history).
@@ -195,6 +193,8 @@ class Executor:
         for step in plan.steps:
             if step not in todo and step.action is Action.BUILD:
                 outcomes[step.variant.key].status = Status.QUEUED  # left out by --only
+        import tempfile
+
         work = Path(tempfile.mkdtemp(prefix="socle-", dir=self.options.work_dir))
         try:
             self._build_all(todo, outcomes, work)
@@ -376,6 +376,8 @@ class Executor:
         started: float,
     ) -> str:
         """Build, gate, push by digest, sign and tag one variant; `push` says when it is pushed."""
+        from socle.gates import Subject
+
         variant = step.variant
         if variant.multi_platform:
             return self._publish_index(step, outcomes, work, push, started)
@@ -446,6 +448,8 @@ class Executor:
         its base; the index records the variant's fingerprint and the parent's index.
         Signatures and attestations go on every platform manifest and on the index.
         """
+        from socle.gates import Subject
+
         variant = step.variant
         key = variant.key
         target = Reference(self.catalog.registry, variant.image.repository)
@@ -662,6 +666,8 @@ class Executor:
         A child built on its local parent first waits for the parent's own upload, so
         the layers they share are mounted from the parent, not sent twice.
         """
+        from socle.oci.layout import read_image_layout
+
         key = variant.key
         parents = self._uploads.get(variant.parent.key) if variant.parent is not None else None
         try:
@@ -769,6 +775,12 @@ class Executor:
             raise SocleError(f"parent {variant.parent.key} of {variant.key} is not published")
         return digest
 
+    def _fetch_published(self, ref: Reference, layout: Path) -> Path:
+        """The published image `ref` as a layout, for the gates (an upstream copy's)."""
+        from socle.localimage import fetch_layout
+
+        return fetch_layout(self.client, ref, layout)
+
     def _republish(self, variant: Variant, target: Reference) -> str:
         upstream = variant.version.upstream
         assert upstream is not None
@@ -822,6 +834,8 @@ class Executor:
         repository = Reference(self.catalog.registry, parent.image.repository)
         local = self._local_base(variant, arch)
         if local is not None:
+            from socle.localimage import LayoutSource
+
             local.load()
             return _Base(local.name, LayoutSource(local.layout), repository)
         digest = self._parent_digest(variant, outcomes)
@@ -897,6 +911,8 @@ class Executor:
             base_recorded_as=variant.parent.ref(self.catalog.registry),
         )
         layout = self.builder.build(request).layout
+        from socle.localimage import restore_parent_blobs
+
         restore_parent_blobs(base.source, base.ref, layout)
         return layout
 

@@ -15,24 +15,15 @@ from socle.core.plan import Plan, Reason
 from socle.errors import InputError, SocleError
 from socle.events import Observer, ignore
 from socle.executor import Executor, Outcome, RunOptions
-from socle.gates import (
-    Gate,
-    Publisher,
-    SbomGate,
-    SbomPublisher,
-    ScanGate,
-    SignPublisher,
-    TestGate,
-)
 from socle.journal import Journal, Record
 from socle.lock import RunLock
 from socle.planning import plan_with_state
 from socle.registry.state import RegistryState
-from socle.scan import SCANNERS, ScanSettings
 from socle.stack import StackPaths
 from socle.vcs import Revision
 
 if TYPE_CHECKING:  # signing pulls in cryptography: imported only when a key signs
+    from socle.gates import Gate, Publisher
     from socle.signing import SigningKey
 
 
@@ -221,6 +212,9 @@ class BuildJob:
 
     def gates(self, builder: Builder) -> list[Gate]:
         """Tests, SBOM, then the scan and the catalog's CVE policy, in that order."""
+        from socle.gates import SbomGate, ScanGate, TestGate  # a no-op build makes no gate
+        from socle.scan import SCANNERS, ScanSettings
+
         reports = self.settings.reports
         scan = self.catalog.scan
         scanner = None
@@ -236,6 +230,8 @@ class BuildJob:
 
     def publishers(self) -> list[Publisher]:
         """The SBOM of the final digest, then signatures and attestations when a key is given."""
+        from socle.gates import SbomPublisher, SignPublisher
+
         found: list[Publisher] = [SbomPublisher(self.settings.reports)]
         if self.signing_key is not None:
             from socle.signing.attach import KeySigner
