@@ -1,7 +1,9 @@
 """Execute a plan: produce each image, push it by digest, then move its tags.
 
 Parents go before children and independent images build in parallel, up to
-`jobs` at a time. Each image is pushed by digest and given its exact tag as
+`jobs` at a time; a child starts on its parent's final image as soon as the
+parent is built, while the parent's gates run, and is published only after the
+parent is accepted. Each image is pushed by digest and given its exact tag as
 soon as it is accepted; floating tags (`7`, `8-centos7`, `latest`) move in a
 last phase, and only for variants whose whole ancestry succeeded, so a failed
 image never leaves its family half-moved. A failure blocks its subtree and
@@ -250,8 +252,8 @@ class Executor:
     ) -> None:
         """Start every build whose parent is built, as workers free up, until none is left.
 
-        A child starts as soon as its parent's own build succeeded and the parent's
-        final content is in the builder's storage, while the parent's gates, push
+        A child starts as soon as its parent's own build succeeded (its first step
+        loads the parent's final, normalised image), while the parent's gates, push
         and signing go on; the child is pushed only once its parent is accepted,
         and reported blocked if the parent is refused. A child that cannot build
         on the local parent (a single-platform child of an index) waits for the
