@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -40,6 +41,7 @@ _ERRORS_OCCURRED = re.compile(r"Error: \d+ errors? occurred:")
 
 
 APT_PREFERENCES = "/etc/apt/preferences.d"
+_LOADS = threading.Lock()  # see BuildahBuilder.load
 
 
 def bud_command(request: BuildRequest, *, storage_driver: str | None = None) -> list[str]:
@@ -136,12 +138,15 @@ class BuildahBuilder:
         """
         index_descriptor(layout)
         alias = f"socle-load-{secrets.token_hex(8)}"
-        with tempfile.TemporaryDirectory(prefix="socle-load-") as tmp:
+        # One load at a time: two pulls of the same image at once (two families on one
+        # upstream image) race on its names in buildah's storage, and one of the names
+        # set here was lost, so a child's FROM did not resolve.
+        with _LOADS, tempfile.TemporaryDirectory(prefix="socle-load-") as tmp:
             (Path(tmp) / alias).symlink_to(layout.resolve(), target_is_directory=True)
             pulled = self._run([*self._buildah(), "pull", "-q", f"oci:{alias}"], cwd=Path(tmp))
-        image_id = pulled.stdout.strip().splitlines()[-1]
-        self._run([*self._buildah(), "tag", image_id, name])
-        self._run([*self._buildah(), "rmi", f"localhost/{alias}:latest"])
+            image_id = pulled.stdout.strip().splitlines()[-1]
+            self._run([*self._buildah(), "tag", image_id, name])
+            self.remove(f"localhost/{alias}:latest")
 
     def run(
         self,
