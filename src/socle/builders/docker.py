@@ -96,15 +96,9 @@ class DockerBuilder:
         index_descriptor(request.output)
         if request.source_date_epoch is not None:
             base = self._diff_ids(request.base) if request.base else ()
-            from socle.builders.normalise import reproduce  # tarfile: only a build needs it
+            from socle.builders.normalise import reproduce_build  # tarfile: only a build needs it
 
-            reproduce(
-                request.output,
-                epoch=request.source_date_epoch,
-                base_diff_ids=base,
-                base=request.base,
-                base_recorded_as=request.base_recorded_as,
-            )
+            reproduce_build(request, base)
         log = build_log(done.stdout, _without_notice(done.stderr), lines=20)
         return BuildResult(request.output, log)
 

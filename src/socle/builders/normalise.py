@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from socle.builders.interface import BuildRequest
 from socle.builders.keystore import clamp_jks, looks_like_keystore
 from socle.canonical import canonical_json
 from socle.errors import SocleError
@@ -188,6 +189,18 @@ def reproduce(
     if base is not None and base_recorded_as is not None:
         renamed = dict.fromkeys((base, f"localhost/{base}"), base_recorded_as)
     return normalise_layout(layout, epoch=epoch, keep=keep, renamed=renamed)
+
+
+def reproduce_build(request: BuildRequest, base_diff_ids: Sequence[str]) -> Normalised:
+    """:func:`reproduce` of what a builder wrote for `request` (a reproducible build)."""
+    assert request.source_date_epoch is not None
+    return reproduce(
+        request.output,
+        epoch=request.source_date_epoch,
+        base_diff_ids=base_diff_ids,
+        base=request.base,
+        base_recorded_as=request.base_recorded_as,
+    )
 
 
 def diff_ids_of(inspected: str, path: Sequence[str | int]) -> tuple[str, ...]:

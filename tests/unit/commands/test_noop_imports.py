@@ -25,22 +25,13 @@ from socle.history.store import HistoryStore
 from socle.oci.reference import Reference
 from socle.registry.client import RegistryClient
 from tests.conftest import CatalogWriter
+from tests.unit.commands.test_startup import probe
 from tests.unit.registry.registry_fakes import FakeRegistry
 from tests.unit.registry.registry_images import tiny_image, write_layout
 from tests.unit.test_executor import CATALOG, HOST, FakeBuilder, run
 
 HEAVY = ("httpx", "cryptography", "cyclonedx", "rich", "sqlalchemy", "alembic", "nacl")
-PROBE = f"""
-import sys
-from socle.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit as exit:
-    code = exit.code
-heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))
-print("HEAVY=" + ",".join(heavy), file=sys.stderr)
-sys.exit(code)
-"""
+PROBE = probe(HEAVY)
 
 
 def serving(registry: FakeRegistry) -> type[BaseHTTPRequestHandler]:

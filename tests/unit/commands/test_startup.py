@@ -10,17 +10,24 @@ import pytest
 
 SEED = str(Path(__file__).resolve().parents[3] / "examples" / "seed" / "catalog.yaml")
 HEAVY = ("httpx", "cryptography", "cyclonedx", "rich", "nacl")
-PROBE = f"""
+
+
+def probe(heavy: tuple[str, ...]) -> str:
+    """A script that runs socle's CLI, then prints which of `heavy` it imported."""
+    return f"""
 import sys
 from socle.cli import main
 try:
     main(sys.argv[1:])
 except SystemExit as exit:
     code = exit.code
-heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))
+heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}))
 print("HEAVY=" + ",".join(heavy), file=sys.stderr)
 sys.exit(code)
 """
+
+
+PROBE = probe(HEAVY)
 
 
 @pytest.mark.parametrize(
