@@ -11,6 +11,7 @@ import json
 import logging
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from socle.builders import BUILDERS, Builder, BuildFailed, BuildRequest
+from socle.builders.buildah import BuildahBuilder
 from socle.process import run
 from tests.integration.images import BUSYBOX, write_busybox_layout
 
@@ -173,3 +175,37 @@ def test_an_image_in_use_stays_with_one_warning(
         run(delete[builder.name])
         builder.remove(name)
     assert not stored(builder, name)
+
+
+# One process of a run on this machine: it loads one layout under names of its own.
+LOADER = """
+import sys
+from pathlib import Path
+from socle.builders.buildah import BuildahBuilder
+layout, prefix, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+for i in range(count):
+    BuildahBuilder().load(layout, f"{prefix}:{i}")
+"""
+
+
+def test_runs_loading_one_layout_at_once_keep_every_name(base_layout: Path) -> None:
+    """Four processes on one store, one parent image: without the store's names lock,
+    3 names of 60 were lost this way and a child's FROM did not resolve."""
+    processes, count = 4, 8
+    loaders = [
+        subprocess.Popen(
+            [sys.executable, "-c", LOADER, str(base_layout), f"socle-test/race-{n}", str(count)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(processes)
+    ]
+    errors = [loader.communicate(timeout=300)[1] for loader in loaders]
+    names = [f"socle-test/race-{n}:{i}" for n in range(processes) for i in range(count)]
+    buildah = BuildahBuilder()
+    try:
+        assert [loader.returncode for loader in loaders] == [0] * processes, errors
+        assert [name for name in names if not stored(buildah, name)] == []
+    finally:
+        buildah.remove(*names)
+    assert [name for name in names if stored(buildah, name)] == []

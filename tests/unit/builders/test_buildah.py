@@ -9,6 +9,7 @@ import pytest
 
 from socle.builders import BuildFailed, BuildRequest, RunResult
 from socle.builders.buildah import BuildahBuilder, bud_command, push_command, run_command
+from socle.errors import InputError
 from socle.process import Completed
 
 
@@ -108,36 +109,55 @@ def test_load_pulls_through_a_unique_alias_then_names_the_image(
     tmp_path: Path, fake_run: Any, layout: Callable[[Path, int], None]
 ) -> None:
     layout(tmp_path / "layout", 1)
-    runner = fake_run(lambda cmd: Completed("Getting...\nabc123\n" if cmd[1] == "pull" else "", ""))
+    outputs = {"pull": "Getting...\nabc123\n", "info": f"{tmp_path / 'run'}\n"}
+    (tmp_path / "run").mkdir()
+    runner = fake_run(lambda cmd: Completed(outputs.get(cmd[1], ""), ""))
     BuildahBuilder(run=runner).load(tmp_path / "layout", "socle-test/debian:12")
-    pull, tag, rmi = runner.commands
+    info, pull, tag, rmi = runner.commands
     alias = pull[3].removeprefix("oci:")
+    assert info == ["buildah", "info", "--format", "{{.store.RunRoot}}"]
     assert pull[:3] == ["buildah", "pull", "-q"] and alias.startswith("socle-load-")
     assert tag == ["buildah", "tag", "abc123", "socle-test/debian:12"]
     assert rmi == ["buildah", "rmi", f"localhost/{alias}:latest"]
+    assert (tmp_path / "run" / "socle-names.lock").exists()  # the store's, for every process
 
 
-def test_remove_deletes_the_image_from_buildah_s_storage(fake_run: Any) -> None:
+def test_a_buildah_that_names_no_run_root_is_one_error_saying_where_to_look(
+    tmp_path: Path, fake_run: Any, layout: Callable[[Path, int], None]
+) -> None:
+    layout(tmp_path / "layout", 1)
+    with pytest.raises(InputError, match="run root") as caught:
+        BuildahBuilder(run=fake_run()).load(tmp_path / "layout", "socle-test/debian:12")
+    assert "storage.conf" in caught.value.diagnostics()
+
+
+@pytest.fixture
+def lock(tmp_path: Path) -> Path:
+    """The names lock of a store of the test's own."""
+    return tmp_path / "names.lock"
+
+
+def test_remove_deletes_the_image_from_buildah_s_storage(fake_run: Any, lock: Path) -> None:
     runner = fake_run()
-    BuildahBuilder(run=runner, storage_driver="vfs").remove("socle-build/x:1")
+    BuildahBuilder(run=runner, storage_driver="vfs", names_lock=lock).remove("socle-build/x:1")
     assert runner.commands == [["buildah", "--storage-driver", "vfs", "rmi", "socle-build/x:1"]]
 
 
 def test_removing_a_missing_image_is_quiet(
-    fake_run: Any, command_error: Any, caplog: pytest.LogCaptureFixture
+    fake_run: Any, command_error: Any, caplog: pytest.LogCaptureFixture, lock: Path
 ) -> None:
     def handler(cmd: list[str]) -> Completed:
         raise command_error(cmd, 1, "", "Error: x: image not known\n")
 
     runner = fake_run(handler)
     with caplog.at_level(logging.DEBUG, logger="socle.builders"):
-        BuildahBuilder(run=runner).remove("x")  # does not raise
+        BuildahBuilder(run=runner, names_lock=lock).remove("x")  # does not raise
     assert runner.commands == [["buildah", "rmi", "x"]]
     assert caplog.records == []
 
 
 def test_the_images_of_a_run_go_in_one_command_and_a_missing_one_is_quiet(
-    fake_run: Any, command_error: Any, caplog: pytest.LogCaptureFixture
+    fake_run: Any, command_error: Any, caplog: pytest.LogCaptureFixture, lock: Path
 ) -> None:
     # What buildah 1.28 prints when one of several is gone (it removes the others).
     stderr = "Error: 1 error occurred:\n\t* socle-build/t/b:1: image not known\n\n"
@@ -147,13 +167,13 @@ def test_the_images_of_a_run_go_in_one_command_and_a_missing_one_is_quiet(
 
     runner = fake_run(handler)
     with caplog.at_level(logging.DEBUG, logger="socle.builders"):
-        BuildahBuilder(run=runner).remove("socle-build/t/a:1", "socle-build/t/b:1")
+        BuildahBuilder(run=runner, names_lock=lock).remove("socle-build/t/a:1", "socle-build/t/b:1")
     assert runner.commands == [["buildah", "rmi", "socle-build/t/a:1", "socle-build/t/b:1"]]
     assert caplog.records == []
 
 
 def test_an_image_that_cannot_be_removed_is_one_warning_naming_it(
-    fake_run: Any, command_error: Any, caplog: pytest.LogCaptureFixture
+    fake_run: Any, command_error: Any, caplog: pytest.LogCaptureFixture, lock: Path
 ) -> None:
     stderr = "Error: image used by 3f2a: image is in use by a container: consider listing ...\n"
 
@@ -161,7 +181,9 @@ def test_an_image_that_cannot_be_removed_is_one_warning_naming_it(
         raise command_error(cmd, 125, "", stderr)
 
     with caplog.at_level(logging.WARNING, logger="socle.builders"):
-        BuildahBuilder(run=fake_run(handler)).remove("socle-build/x:1")  # clean-up never fails
+        BuildahBuilder(run=fake_run(handler), names_lock=lock).remove(
+            "socle-build/x:1"
+        )  # clean-up never fails
     [record] = caplog.records
     assert record.levelno == logging.WARNING
     assert record.getMessage().startswith("could not remove the local image socle-build/x:1: ")
