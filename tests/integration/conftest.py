@@ -23,7 +23,7 @@ import pytest
 from socle.bootstrap.mmdebstrap import BootstrapResult, bootstrap
 from socle.bootstrap.spec import BootstrapSpec
 from socle.process import run
-from tests.integration.helpers import skopeo_inspect
+from tests.integration.helpers import ROOT, skopeo_inspect, socle
 from tests.integration.images import BUSYBOX, write_busybox_layout
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
@@ -200,3 +200,56 @@ def debian_arm64(tmp_path_factory: pytest.TempPathFactory) -> Bootstrapped:
     with tarfile.open(rootfs) as tar:
         members = tar.getmembers()
     return Bootstrapped(result, rootfs, members)
+
+
+ENTERPRISE = ROOT / "examples" / "enterprise"
+
+
+@dataclass(frozen=True)
+class Enterprise:
+    """The bundled example built once per session, signed, into a registry of its own.
+
+    The most expensive fixture of the suite (an mmdebstrap bootstrap and four apt
+    builds, about 3 minutes): the legacy app's smoke run and the GitLab pipeline's
+    comparison share it. Tests must not change what it published.
+    """
+
+    catalog: Path  # a copy of examples/enterprise: tests may edit and restore it
+    registry: LocalRegistry
+    env: dict[str, str]  # SOCLE_REGISTRY, the builder, the key's passphrase, the cache
+    key: Path  # the public key it is signed with
+    events: str  # `socle build --events json`: one JSON line per event
+    seconds: float  # that build's wall time
+
+
+@pytest.fixture(scope="session")
+def enterprise(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enterprise]:
+    root = tmp_path_factory.mktemp("enterprise")
+    made = LocalRegistry(root / "registry")  # not the session's: tests publish `my/...` there
+    shutil.copytree(ENTERPRISE, root / "example")
+    catalog = root / "example" / "catalog.yaml"
+    env = {
+        "SOCLE_REGISTRY": made.host,
+        "SOCLE_BUILDER": "buildah",
+        "SOCLE_PASSWORD": "enterprise example",
+        "XDG_CACHE_HOME": str(root / "cache"),
+    }
+    try:
+        assert socle("keygen", "--out", str(root / "ops"), env=env).returncode == 0
+        started = time.monotonic()
+        built = socle(
+            "build", "-c", str(catalog), "--sign-key", str(root / "ops.key"), "--events", "json",
+            env=env,
+        )  # fmt: skip
+        seconds = time.monotonic() - started
+        assert built.returncode == 0, built.stderr[-4000:] + failures(built.stdout)
+        print(f"\nenterprise example, one signed socle build: {seconds:.1f} s")
+        yield Enterprise(catalog, made, env, root / "ops.pub", built.stdout, seconds)
+    finally:
+        made.stop()
+
+
+def failures(events: str) -> str:
+    """The failed events of a `--events json` run, for an assertion message."""
+    lines = [line for line in events.splitlines() if '"failure"' in line or '"failed"' in line]
+    return "\n" + "\n".join(lines[-10:])

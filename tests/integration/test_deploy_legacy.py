@@ -1,19 +1,15 @@
 """The enterprise example built once: the legacy app's smoke run and its logs as ECS
 JSON lines, and `socle rebuild --verify` of its java image.
 
-One signed build of the example (about 3 min) serves every test here. Its
-`--events json` output is socle's log stream; the smoke run's container log is
-the legacy app's.
+The session's one signed build of the example (conftest's `enterprise`, about
+3 min) serves every test here. Its `--events json` output is socle's log
+stream; the smoke run's container log is the legacy app's.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -22,57 +18,21 @@ from socle.deploy import spec as specs
 from socle.deploy.podrun import pod_run
 from socle.deploy.smoke import smoke
 from socle.validate import validate
-from tests.integration.conftest import LocalRegistry
-from tests.integration.helpers import ROOT, skopeo_inspect, socle
+from tests.integration.conftest import Enterprise
+from tests.integration.helpers import skopeo_inspect, socle
 
 pytestmark = pytest.mark.integration
 
-ENTERPRISE = ROOT / "examples" / "enterprise"
 APP = "legacy-app"
 
 
-@dataclass(frozen=True)
-class Legacy:
-    """The example built, signed and published into a registry of this module's own."""
-
-    catalog: Path
-    env: dict[str, str]
-    key: Path  # the public key it is signed with
-    events: str  # socle build --events json: one JSON line per event
-
-
 @pytest.fixture(scope="module")
-def own_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
-    """Not the session's: other tests publish the same example (`my/...`) from empty."""
-    made = LocalRegistry(tmp_path_factory.mktemp("legacy-registry"))
-    yield made
-    made.stop()
+def legacy(enterprise: Enterprise, docker_daemon: None) -> Enterprise:
+    """The session's signed build of the example, and a Docker daemon for the smoke runs."""
+    return enterprise
 
 
-@pytest.fixture(scope="module")
-def legacy(
-    own_registry: LocalRegistry, docker_daemon: None, tmp_path_factory: pytest.TempPathFactory
-) -> Legacy:
-    registry = own_registry
-    root = tmp_path_factory.mktemp("enterprise")
-    shutil.copytree(ENTERPRISE, root / "example")
-    catalog = root / "example" / "catalog.yaml"
-    env = {
-        "SOCLE_REGISTRY": registry.host,
-        "SOCLE_BUILDER": "buildah",
-        "SOCLE_PASSWORD": "legacy smoke",
-        "XDG_CACHE_HOME": str(root / "cache"),
-    }
-    assert socle("keygen", "--out", str(root / "ops"), env=env).returncode == 0
-    built = socle(
-        "build", "-c", str(catalog), "--sign-key", str(root / "ops.key"), "--events", "json",
-        env=env,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr[-4000:] + failures(built.stdout)
-    return Legacy(catalog, env, root / "ops.pub", built.stdout)
-
-
-def test_the_legacy_app_passes_its_smoke_run(legacy: Legacy) -> None:
+def test_the_legacy_app_passes_its_smoke_run(legacy: Enterprise) -> None:
     ran = socle(
         "deploy", "smoke", APP, "-c", str(legacy.catalog), "--key", str(legacy.key),
         "--timeout", "150", env=legacy.env,
@@ -89,7 +49,7 @@ def test_the_legacy_app_passes_its_smoke_run(legacy: Legacy) -> None:
     assert leftovers.stdout.strip() == ""
 
 
-def test_the_legacy_app_logs_ecs_json_lines_to_stdout(legacy: Legacy) -> None:
+def test_the_legacy_app_logs_ecs_json_lines_to_stdout(legacy: Enterprise) -> None:
     records = [json.loads(line) for line in legacy_app_log(legacy).splitlines()]  # every line
     assert all({"@timestamp", "log.level", "log.logger", "message"} <= set(r) for r in records)
     access = [r for r in records if r["log.logger"] == "org.example.logging.AccessLogValve"]
@@ -100,7 +60,7 @@ def test_the_legacy_app_logs_ecs_json_lines_to_stdout(legacy: Legacy) -> None:
 
 
 def test_rebuild_verify_reproduces_the_java_image_and_refuses_a_changed_dockerfile(
-    legacy: Legacy,
+    legacy: Enterprise,
 ) -> None:
     """The image with Debian's JDK, its cacerts keystore and the apt pins: rebuilt the same."""
     ref = f"{legacy.env['SOCLE_REGISTRY']}/my/java:17-debian12"
@@ -122,7 +82,7 @@ def test_rebuild_verify_reproduces_the_java_image_and_refuses_a_changed_dockerfi
     assert "Traceback" not in changed.stderr
 
 
-def legacy_app_log(legacy: Legacy) -> str:
+def legacy_app_log(legacy: Enterprise) -> str:
     """Everything the legacy app wrote in a smoke run of its rendered pod spec."""
     catalog, graph = validate(legacy.catalog, registry=legacy.env["SOCLE_REGISTRY"])
     spec = specs.load(catalog, graph, APP)
@@ -131,9 +91,3 @@ def legacy_app_log(legacy: Legacy) -> str:
     result = smoke(pod_run(render.objects(spec, ref), APP), timeout=150, log_lines=100_000)
     assert result.passed, result.detail + "\n" + result.log_tail
     return result.log_tail + "\n"
-
-
-def failures(events: str) -> str:
-    """The failed events of a `--events json` run, for the assertion message."""
-    lines = [line for line in events.splitlines() if '"failure"' in line or '"failed"' in line]
-    return "\n" + "\n".join(lines[-10:])
