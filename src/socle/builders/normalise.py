@@ -27,7 +27,7 @@ import json
 import re
 import tarfile
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -109,13 +109,15 @@ def normalise_layout(
     keep: int,
     noise: Iterable[str] | None = None,
     renamed: Mapping[str, str] | None = None,
+    unlabelled: Collection[str] = (),
 ) -> Normalised:
     """Rewrite the layers above the bottom `keep` ones (the parent's) of `layout`'s image.
 
     `epoch` is SOURCE_DATE_EPOCH: later mtimes and dates become it. `noise`
     replaces :data:`NOISE` when given. `renamed` maps a base image's name as the
     builder wrote it in a history comment ("FROM NAME") to the name recorded
-    instead. Running it twice gives the same digest.
+    instead. The config labels named in `unlabelled` go. Running it twice gives
+    the same digest.
     """
     image = read_image_layout(layout)
     patterns = NOISE if noise is None else tuple(noise)
@@ -153,6 +155,7 @@ def normalise_layout(
         kept_ids = [d for i, d in enumerate(kept_ids) if i not in removable]
     config["rootfs"] = {"type": "layers", "diff_ids": kept_ids}
     config["created"] = rfc3339(epoch)
+    config = _without_labels(config, unlabelled)
     if isinstance(config.get("history"), list):
         config["history"] = [
             _clamped_history(entry, epoch, renamed or {}) for entry in config["history"]
@@ -169,6 +172,7 @@ def reproduce(
     base_diff_ids: Sequence[str],
     base: str | None = None,
     base_recorded_as: str | None = None,
+    unlabelled: Collection[str] = (),
 ) -> Normalised:
     """Normalise the layers a build added on top of the parent whose layers are `base_diff_ids`.
 
@@ -188,11 +192,18 @@ def reproduce(
     renamed = {}
     if base is not None and base_recorded_as is not None:
         renamed = dict.fromkeys((base, f"localhost/{base}"), base_recorded_as)
-    return normalise_layout(layout, epoch=epoch, keep=keep, renamed=renamed)
+    return normalise_layout(layout, epoch=epoch, keep=keep, renamed=renamed, unlabelled=unlabelled)
 
 
 def reproduce_build(request: BuildRequest, base_diff_ids: Sequence[str]) -> Normalised:
-    """:func:`reproduce` of what a builder wrote for `request` (a reproducible build)."""
+    """:func:`reproduce` of what a builder wrote for `request` (a reproducible build).
+
+    socle records an image's parent in its manifest's annotations, not in its
+    labels. A parent published by an earlier socle carries the base labels of
+    its own parent in its config, and a child would inherit them, naming its
+    grandparent: those go, unless the request sets them itself (a rebuild of
+    an image published with them).
+    """
     assert request.source_date_epoch is not None
     return reproduce(
         request.output,
@@ -200,6 +211,7 @@ def reproduce_build(request: BuildRequest, base_diff_ids: Sequence[str]) -> Norm
         base_diff_ids=base_diff_ids,
         base=request.base,
         base_recorded_as=request.base_recorded_as,
+        unlabelled=_BASE_KEYS - set(request.effective_labels()),
     )
 
 
@@ -327,6 +339,18 @@ def _clamped_history(entry: Any, epoch: int, renamed: Mapping[str, str]) -> Any:
     if when.tzinfo is None or when.timestamp() > epoch:
         return {**entry, "created": rfc3339(epoch)}
     return entry
+
+
+def _without_labels(config: dict[str, Any], names: Collection[str]) -> dict[str, Any]:
+    """`config` without the labels `names` (its runtime config copied, not changed)."""
+    runtime = config.get("config")
+    labels = runtime.get("Labels") if isinstance(runtime, dict) else None
+    if not isinstance(runtime, dict) or not isinstance(labels, dict):
+        return config
+    if not any(name in labels for name in names):
+        return config
+    kept = {k: v for k, v in labels.items() if k not in names}
+    return {**config, "config": {**runtime, "Labels": kept}}
 
 
 def _with_annotations(descriptor: Descriptor, annotations: Mapping[str, str]) -> Descriptor:

@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from socle.builders.normalise import NormaliseError, is_noise, normalise_layout, reproduce
+from socle.builders import BuildRequest
+from socle.builders.normalise import (
+    NormaliseError,
+    is_noise,
+    normalise_layout,
+    reproduce,
+    reproduce_build,
+)
 from socle.oci.layout import read_image_layout, write_image_layout
+from socle.oci.media import BASE_DIGEST, BASE_NAME
 
 EPOCH = 1_700_000_000  # 2023-11-14T22:13:20Z
 LATER = EPOCH + 86_400 * 3  # "now", during the build
@@ -52,14 +60,21 @@ BUILD: list[Entry] = [
 ]
 
 
-def _layout(tmp_path: Path, name: str, *, build: list[Entry], atime: float | None = None) -> Path:
+def _layout(
+    tmp_path: Path,
+    name: str,
+    *,
+    build: list[Entry],
+    atime: float | None = None,
+    labels: dict[str, str] | None = None,
+) -> Path:
     parent = _tar(tmp_path / f"{name}-parent.tar", [("bin", None, OLDER), ("bin/sh", b"#!", OLDER)])
     built = _tar(tmp_path / f"{name}-build.tar", build, atime=atime)
     config = {
         "architecture": "amd64",
         "os": "linux",
         "created": "2026-12-02T02:00:05.123456789Z",
-        "config": {"Labels": {"a": "b"}},
+        "config": {"Labels": labels or {"a": "b"}},
         "history": [
             {"created": "2023-01-01T00:00:00Z", "created_by": "bootstrap", "comment": "FROM a/b:1"},
             {"created": "2026-12-02T02:00:04.5Z", "created_by": "ENV A=1", "empty_layer": True},
@@ -238,3 +253,26 @@ def test_the_builder_s_base_annotations_go_and_others_stay(tmp_path: Path) -> No
     normalise_layout(layout, epoch=EPOCH, keep=1)
 
     assert read_image_layout(layout).manifest.json()["annotations"] == {"org.example.kept": "yes"}
+
+
+def test_base_labels_inherited_from_the_parent_go_unless_the_build_sets_them(
+    tmp_path: Path,
+) -> None:
+    # A parent an earlier socle published names its own parent in its labels; its
+    # child would say its base is its grandparent. A rebuild of an image published
+    # with those labels sets them again: they stay.
+    grandparent = {BASE_NAME: "reg.test/t/debian:12", BASE_DIGEST: "sha256:" + "c" * 64}
+    for name, own in (("a", {}), ("b", grandparent)):
+        layout = _layout(tmp_path, name, build=BUILD, labels={**grandparent, "a": "b"})
+        request = BuildRequest(
+            context=tmp_path,
+            dockerfile=tmp_path / "Dockerfile",
+            build_args={},
+            labels=own,
+            name=f"socle-build/{name}:1",
+            output=layout,
+            source_date_epoch=EPOCH,
+        )
+        reproduce_build(request, read_image_layout(layout).diff_ids[:1])
+        labels = read_image_layout(layout).config["config"]["Labels"]
+        assert labels == ({"a": "b"} if name == "a" else {**grandparent, "a": "b"})
