@@ -72,7 +72,7 @@ packages:
 			"foreign-architecture builds will fail (docs/architectures.md)"; \
 	fi
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt | packages
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
@@ -155,8 +155,11 @@ lint: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# The Go tools build (most of a fresh machine's setup) beside the Debian packages, the
+# venv, the npm judges and the lint: one job each, every output kept whole per target.
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
-test: setup lint interop
+test:
+	@$(MAKE) --no-print-directory -j4 --output-sync=target setup lint interop
 	@$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 
