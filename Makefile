@@ -87,9 +87,15 @@ tests/interop/%/node_modules/.package-lock.json: tests/interop/%/package-lock.js
 	PATH="$(NODE_HOME)/bin:$$PATH" node $(NODE_HOME)/lib/node_modules/npm/bin/npm-cli.js \
 		ci --prefix tests/interop/$* --no-audit --no-fund --loglevel=error
 
-tools: $(TOOLS)/bin/cosign-$(COSIGN_VERSION) $(TOOLS)/bin/toxiproxy-$(TOXIPROXY_VERSION) \
+TOOL_STAMPS := $(TOOLS)/bin/cosign-$(COSIGN_VERSION) $(TOOLS)/bin/toxiproxy-$(TOXIPROXY_VERSION) \
 	$(TOOLS)/bin/actionlint-$(ACTIONLINT_VERSION) $(TOOLS)/bin/kustomize-$(KUSTOMIZE_VERSION) \
 	$(TOOLS)/bin/helm-$(HELM_VERSION) $(TOOLS)/bin/dex-$(DEX_VERSION)
+
+# One Go build at a time, even under `make -j`: each uses both cores, and the later ones
+# reuse the standard library and the modules the earlier ones compiled into Go's build
+# cache (side by side, each compiled them again: slower than one after another).
+tools:
+	@$(MAKE) --no-print-directory -j1 $(TOOL_STAMPS)
 
 # One stamp per pinned version, so changing a pin rebuilds that tool and nothing else.
 $(TOOLS)/bin/cosign-$(COSIGN_VERSION):
