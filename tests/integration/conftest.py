@@ -23,7 +23,7 @@ import pytest
 from socle.bootstrap.mmdebstrap import BootstrapResult, bootstrap
 from socle.bootstrap.spec import BootstrapSpec
 from socle.process import run
-from tests.integration.helpers import ROOT, skopeo_inspect, socle
+from tests.integration.helpers import ENTERPRISE, failures, skopeo_inspect, socle
 from tests.integration.images import BUSYBOX, write_busybox_layout
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
@@ -202,9 +202,6 @@ def debian_arm64(tmp_path_factory: pytest.TempPathFactory) -> Bootstrapped:
     return Bootstrapped(result, rootfs, members)
 
 
-ENTERPRISE = ROOT / "examples" / "enterprise"
-
-
 @dataclass(frozen=True)
 class Enterprise:
     """The bundled example built once per session, signed, into a registry of its own.
@@ -247,9 +244,3 @@ def enterprise(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enterprise]
         yield Enterprise(catalog, made, env, root / "ops.pub", built.stdout, seconds)
     finally:
         made.stop()
-
-
-def failures(events: str) -> str:
-    """The failed events of a `--events json` run, for an assertion message."""
-    lines = [line for line in events.splitlines() if '"failure"' in line or '"failed"' in line]
-    return "\n" + "\n".join(lines[-10:])

@@ -14,6 +14,7 @@ import pytest
 from socle.process import run
 
 ROOT = Path(__file__).resolve().parents[2]
+ENTERPRISE = ROOT / "examples" / "enterprise"  # the bundled example
 TOOLS = ROOT / ".tools" / "bin"  # built by `make tools` at pinned versions
 
 
@@ -46,6 +47,12 @@ def socle(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         check=False,
         timeout=900,
     )
+
+
+def failures(events: str) -> str:
+    """The failed events of a `--events json` run, for an assertion message."""
+    lines = [line for line in events.splitlines() if '"failure"' in line or '"failed"' in line]
+    return "\n" + "\n".join(lines[-10:])
 
 
 def skopeo_inspect(ref: str, *, raw: bool = False) -> Any:

@@ -17,12 +17,10 @@ from socle.deploy.chart import Chart, build_chart, package
 from socle.deploy.provenance import provenance
 from socle.validate import validate
 from tests.integration.conftest import LocalRegistry
-from tests.integration.helpers import skopeo_inspect, socle, tool
+from tests.integration.helpers import ENTERPRISE, failures, skopeo_inspect, socle, tool
 from tests.unit.deploy.chart_objects import IMAGE, objects
 
 pytestmark = pytest.mark.integration
-
-ENTERPRISE = Path(__file__).parents[2] / "examples" / "enterprise"
 
 
 def gpg(home: Path, *args: str) -> bytes:
@@ -302,9 +300,3 @@ def test_the_legacy_apps_chart_holds_every_rendered_object(tmp_path: Path) -> No
     back = [d for d in yaml.safe_load_all(helm("template", "r", str(archive)).stdout) if d]
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
     assert sorted(back, key=key) == sorted(rendered_objects, key=key)
-
-
-def failures(events: str) -> str:
-    """The failed events of a `--events json` run, for the assertion message."""
-    lines = [line for line in events.splitlines() if '"failure"' in line or '"failed"' in line]
-    return "\n" + "\n".join(lines[-10:])

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import Enterprise, LocalRegistry
-from tests.integration.helpers import ROOT, node, skopeo_inspect, socle
+from tests.integration.helpers import ENTERPRISE, ROOT, node, skopeo_inspect, socle
 
 pytestmark = pytest.mark.integration
 
@@ -299,9 +299,6 @@ def test_child_pipeline_form_generates_the_pipeline_and_runs_it_downstream(
     jobs = {k for k, v in yaml.safe_load(exported).items() if isinstance(v, dict) and "script" in v}
     assert downstream == jobs, run.output[-4000:]
     assert_nothing_to_build(catalog, env)
-
-
-ENTERPRISE = ROOT / "examples" / "enterprise"
 
 
 def test_enterprise_example_from_empty_registry_to_published_through_the_pipeline(
